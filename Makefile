@@ -1,0 +1,34 @@
+# The two set-up commands of the README are `make demo` and `make test`; both
+# install what is missing first (Debian packages as root, then .venv).
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help bootstrap demo test bench p4 lint clean
+
+help:
+	@echo "make demo    install what is missing, then run the main job"
+	@echo "make test    install what is missing, then run the whole test suite"
+	@echo "make bench   run the benchmarks and print their tables"
+	@echo "make p4      recompile p4src/ into p4src/build/ with p4c"
+	@echo "make lint    ruff"
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	$(PY) -m topologies.demo
+
+test: bootstrap
+	$(PY) -m pytest
+
+bench: bootstrap
+	$(PY) -m benchmarks
+
+p4: bootstrap
+	@$(PY) -m bmv2.p4build
+
+lint: bootstrap
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf .venv .pytest_cache *.egg-info

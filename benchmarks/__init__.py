@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`: each prints a table; timing goals live here, not in tests."""

@@ -1,0 +1,1 @@
+"""Control plane: P4Runtime client, intended state and reconciliation, northbound API, mp-ctl."""

@@ -1,0 +1,1 @@
+"""End-host agents: QUIC stream schedulers, MASQUE client/proxy, targets, LLM workload."""

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install what `make demo` and `make test` need, and only what is missing:
+# Debian packages (as root, via apt-get) and the project's virtualenv (.venv).
+# Idempotent: a second run installs nothing and says so in one line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages. The venv is made from Debian's python3 with
+# --system-site-packages so that Debian's Mininet (not on PyPI) is importable.
+# No Open vSwitch: this project brings its own switch, so Mininet's
+# recommends (openvswitch-switch) are not installed.
+APT_PACKAGES=(python3 python3-venv python3-pip iproute2 mininet bridge-utils iputils-ping)
+VENV=.venv
+STAMP="$VENV/.installed"
+did=()
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "bootstrap: missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt_opts=(-o DPkg::Lock::Timeout=600 -q)
+    apt-get "${apt_opts[@]}" update >/dev/null
+    apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
+    did+=("apt: ${missing[*]}")
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "bootstrap: creating $VENV (Debian python3, with system site packages for Mininet)"
+    /usr/bin/python3 -m venv --system-site-packages "$VENV"
+    did+=("venv")
+fi
+
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+have=$(cat "$STAMP" 2>/dev/null || true)
+if [[ "$want" != "$have" ]]; then
+    echo "bootstrap: installing the package and its test extras into $VENV"
+    log="$VENV/pip-install.log"
+    if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
+           "$VENV/bin/python" -m pip install -e '.[test]'; } >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        echo "bootstrap: pip install failed; full log in $log" >&2
+        exit 1
+    fi
+    echo "$want" >"$STAMP"
+    did+=("pip")
+fi
+
+if ((${#did[@]})); then
+    echo "bootstrap: done (${did[*]})"
+else
+    echo "bootstrap: nothing to install, everything is in place"
+fi

@@ -1,0 +1,1 @@
+"""Mininet topologies, link emulation and the experiments that reproduce the seed results."""
