@@ -58,7 +58,7 @@ class SortedListPifo:
             self.remove(item)
         entry = (rank, next(self._seq), item)
         self._key[item] = entry
-        bisect.insort(self._entries, entry, key=lambda e: e[:2])
+        bisect.insort(self._entries, entry)  # seq is unique: items are never compared
 
     def pop(self) -> Hashable:
         if not self._entries:
@@ -75,8 +75,7 @@ class SortedListPifo:
     def remove(self, item: Hashable) -> None:
         entry = self._key.pop(item, None)
         if entry is not None:
-            index = bisect.bisect_left(self._entries, entry[:2], key=lambda e: e[:2])
-            del self._entries[index]
+            del self._entries[bisect.bisect_left(self._entries, entry)]
 
     def __contains__(self, item: object) -> bool:
         return item in self._key
@@ -107,12 +106,13 @@ class HeapPifo:
             heapq.heappop(heap)
 
     def pop(self) -> Hashable:
-        self._drop_stale()
-        if not self._heap:
-            raise IndexError("pop from an empty PIFO")
-        _, _, item = heapq.heappop(self._heap)
-        del self._live[item]
-        return item
+        live, heap = self._live, self._heap
+        while heap:
+            _, seq, item = heapq.heappop(heap)
+            if live.get(item) == seq:
+                del live[item]
+                return item
+        raise IndexError("pop from an empty PIFO")
 
     def peek(self) -> Hashable:
         self._drop_stale()
