@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from dataclasses import dataclass, field
-from functools import cache
 
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import QuicEvent
 from aioquic.quic.logger import QuicLogger
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from hostagent.certs import self_signed_pem
 from hostagent.schedulers import ScheduledQuicConnection, StreamScheduler
 
 CLIENT_ADDR = ("1.2.3.4", 1234)  # placeholders: datagrams are handed over in memory
 SERVER_ADDR = ("2.3.4.5", 4433)
-
-
-@cache
-def self_signed_pem() -> tuple[bytes, bytes]:
-    """A throw-away certificate and key for 'localhost' (PEM), made once per test run."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
 
 
 def server_configuration(**kwargs: object) -> QuicConfiguration:

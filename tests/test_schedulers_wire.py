@@ -192,3 +192,19 @@ def test_priority_change_takes_effect_on_the_next_packet() -> None:
 def test_unknown_scheduler_name_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown scheduler 'wfq'; choose one of: rr, fcfs"):
         make_scheduler("wfq")
+
+
+def test_adopted_connection_follows_its_scheduler() -> None:
+    """aioquic's connect()/serve() build plain connections; adopt() converts one in place."""
+    from aioquic.quic.connection import QuicConnection
+
+    from hostagent.schedulers.connection import ScheduledQuicConnection
+
+    plain = make_pair(None)
+    adopted = ScheduledQuicConnection.adopt(plain.client, "fcfs")
+    assert adopted is plain.client and isinstance(adopted, QuicConnection)
+    ids = open_streams(plain, [StreamMeta()] * 3)
+    plain.pump()
+    assert flattened(plain.sent_stream_frames()) == ids
+    with pytest.raises(TypeError):
+        ScheduledQuicConnection.adopt(adopted, "rr")

@@ -5,7 +5,11 @@
 or `set_stream_meta(stream_id, meta)`.
 """
 
-from hostagent.schedulers.connection import DEADLINE_EXPIRED, ScheduledQuicConnection
+from hostagent.schedulers.connection import (
+    DEADLINE_EXPIRED,
+    ScheduledQuicConnection,
+    scheduled_protocol,
+)
 from hostagent.schedulers.disciplines import (
     SCHEDULERS,
     StreamMeta,
@@ -24,4 +28,5 @@ __all__ = [
     "StreamMeta",
     "StreamScheduler",
     "make_scheduler",
+    "scheduled_protocol",
 ]

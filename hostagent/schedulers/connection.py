@@ -25,8 +25,10 @@ the discipline, and so does a pending RESET_STREAM. Expired deadlines are reset 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.stream import QuicStream
 
@@ -78,6 +80,22 @@ class ScheduledQuicConnection(QuicConnection):
         self._mp_reserved: set[int] = set()  # registered by open_stream, not yet created
         self.expired_streams: list[int] = []
         super().__init__(*args, **kwargs)
+
+    @classmethod
+    def adopt(cls, connection: QuicConnection,
+              scheduler: StreamScheduler | str) -> ScheduledQuicConnection:
+        """Turn a fresh `QuicConnection` made by aioquic's `connect()`/`serve()` into this
+        class, in place, before it sends anything (those helpers offer no class hook)."""
+        if isinstance(connection, ScheduledQuicConnection):
+            raise TypeError("connection is already scheduled")
+        queue = connection.__dict__.pop("_streams_queue")
+        connection.__class__ = cls
+        adopted: ScheduledQuicConnection = connection  # type: ignore[assignment]
+        adopted.scheduler = make_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
+        adopted._mp_queue = queue
+        adopted._mp_reserved = set()
+        adopted.expired_streams = []
+        return adopted
 
     # -- the hook ---------------------------------------------------------------------------
     @property  # type: ignore[override]
@@ -145,3 +163,14 @@ class ScheduledQuicConnection(QuicConnection):
                 self.reset_stream(stream_id, DEADLINE_EXPIRED)
                 self.expired_streams.append(stream_id)
         return super().datagrams_to_send(now)
+
+
+def scheduled_protocol(protocol: type[QuicConnectionProtocol],
+                       scheduler: Callable[[], StreamScheduler]) -> Callable[..., Any]:
+    """A `create_protocol` for aioquic's `connect()`/`serve()` whose connections are
+    scheduled; `scheduler` makes one discipline per connection."""
+
+    def create(connection: QuicConnection, **kwargs: Any) -> QuicConnectionProtocol:
+        return protocol(ScheduledQuicConnection.adopt(connection, scheduler()), **kwargs)
+
+    return create
