@@ -1,0 +1,119 @@
+"""LLM workload: request mix, wire header, and the front-end/back-end over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections import Counter
+
+import pytest
+from aioquic.asyncio import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.quic.events import QuicEvent, StreamReset
+
+from hostagent.llm import backend, frontend
+from hostagent.llm.report import format_table, summarize
+from hostagent.llm.wire import HEADER_SIZE, MalformedRequest, RequestHeader, request_bytes
+from hostagent.llm.workload import CLASS_BY_NAME, CLASSES, request_mix
+
+
+def free_port() -> int:
+    """A port number free for both TCP and UDP on loopback."""
+    for _ in range(50):
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def test_request_mix_is_seeded_and_uses_every_class() -> None:
+    mix = request_mix(90, seed=1)
+    assert mix == request_mix(90, seed=1)
+    assert mix != request_mix(90, seed=2)
+    counts = Counter(r.cls.name for r in mix)
+    assert set(counts) == {c.name for c in CLASSES} and sum(counts.values()) == 90
+    assert CLASS_BY_NAME["long"].size == 104858  # 102.4 KB
+
+
+def test_header_round_trip_and_rejects() -> None:
+    cls = CLASS_BY_NAME["free"]
+    data = request_bytes(cls)
+    assert len(data) == HEADER_SIZE + cls.size
+    header = RequestHeader.decode(data)
+    assert (header.cls, header.priority, header.deadline_ms) == (cls, 1, 2000)
+    with pytest.raises(MalformedRequest, match="needs 12 bytes"):
+        RequestHeader.decode(data[:5])
+    with pytest.raises(MalformedRequest, match="version 9"):
+        RequestHeader.decode(b"\x09" + data[1:])
+    with pytest.raises(MalformedRequest, match="unknown class id 7"):
+        RequestHeader.decode(data[:1] + b"\x07" + data[2:])
+
+
+async def _with_backend(scheduler: str, body):  # type: ignore[no-untyped-def]
+    port = free_port()
+    ready, stop = asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(backend.serve_backend("127.0.0.1", port, scheduler,
+                                                       ready=ready, stop=stop))
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        return await body(port)
+    finally:
+        stop.set()
+        await server
+
+
+@pytest.mark.parametrize("transport,scheduler", [
+    ("quic", "edf"), ("quic", "rr"), ("quic", "pifo-abs"), ("tcp-n", "-"), ("tcp-1", "-"),
+])
+def test_every_request_is_answered_over_loopback(transport: str, scheduler: str) -> None:
+    requests = request_mix(12, seed=3)
+    sched = "aioquic-default" if scheduler == "-" else scheduler
+    results = asyncio.run(_with_backend(sched, lambda port: frontend.run(
+        transport, "127.0.0.1", port, requests, sched, timeout=30)))
+    assert [r.index for r in results] == list(range(12))
+    for request, result in zip(requests, results, strict=True):
+        assert result.traffic_class == request.cls.name
+        assert result.received == HEADER_SIZE + request.cls.size
+        assert result.latency is not None and result.latency >= 0
+        assert not result.reset
+    summary = summarize(results)
+    assert sum(row["requests"] for row in summary.values()) == 12
+    assert "realtime" in format_table({f"{transport}/{scheduler}": summary})
+
+
+def test_malformed_request_is_reset_and_counted() -> None:
+    class Probe(QuicConnectionProtocol):
+        def __init__(self, *a: object, **kw: object) -> None:
+            super().__init__(*a, **kw)  # type: ignore[arg-type]
+            self.reset = asyncio.Event()
+
+        def quic_event_received(self, event: QuicEvent) -> None:
+            if isinstance(event, StreamReset):
+                self.reset.set()
+
+    async def body(port: int) -> None:
+        config = backend.quic_configuration(is_client=True)
+        config.verify_mode = ssl.CERT_NONE
+        async with connect("127.0.0.1", port, configuration=config,
+                           create_protocol=Probe) as client:
+            sid = client._quic.get_next_available_stream_id()
+            client._quic.send_stream_data(sid, b"\x09" + bytes(40), end_stream=True)
+            client.transmit()
+            await asyncio.wait_for(client.reset.wait(), 10)  # type: ignore[attr-defined]
+
+    before = backend.BackendProtocol.malformed
+    asyncio.run(_with_backend("fcfs", body))
+    assert backend.BackendProtocol.malformed == before + 1
+
+
+def test_frontend_cli_rejects_bad_address() -> None:
+    with pytest.raises(SystemExit) as exc:
+        frontend.main(["--connect", "nohostport"])
+    assert exc.value.code == 2
