@@ -32,6 +32,7 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
 
 def summarize(results: Iterable[Outcome]) -> dict[str, dict[str, Any]]:
     """Per class: request count, share on time, count finished, latency quartiles (s)."""
+    results = list(results)
     summary: dict[str, dict[str, Any]] = {}
     for cls in CLASSES:
         mine = [r for r in results if r.traffic_class == cls.name]
