@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # --system-site-packages so that Debian's Mininet (not on PyPI) is importable.
 # No Open vSwitch: this project brings its own switch, so Mininet's
 # recommends (openvswitch-switch) are not installed.
-APT_PACKAGES=(python3 python3-venv python3-pip iproute2 mininet bridge-utils iputils-ping)
+APT_PACKAGES=(python3 python3-venv python3-pip iproute2 mininet bridge-utils iputils-ping ethtool)
 VENV=.venv
 STAMP="$VENV/.installed"
 did=()
