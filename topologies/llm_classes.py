@@ -64,9 +64,10 @@ def run_variant(variant: str, requests: int, seed: int, timeout: float) -> list[
             "--seed", str(seed), "--timeout", str(timeout), "--json", "-"),
             capture_stdout=True, name="llm front-end")
         front.start()
-        out, err = front.communicate(timeout=timeout + 30)
-        if front.proc is not None and front.proc.returncode != 0:
-            raise ProcessFailed(f"front-end failed ({front.proc.returncode}): {err.strip()[-500:]}")
+        out = front.communicate(timeout=timeout + 30)
+        if front.poll() != 0:
+            raise ProcessFailed(f"front-end failed ({front.poll()}): "
+                                f"{' | '.join(list(front.output)[-5:])}")
     return json.loads(out)
 
 
