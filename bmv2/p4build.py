@@ -48,7 +48,7 @@ def recorded_hash(root: Path = REPO) -> str | None:
 
 def output_paths(program: str) -> tuple[Path, Path]:
     """(BMv2 JSON, P4Info text) of a program, relative to the repository root."""
-    return BUILD / f"{program}.json", BUILD / f"{program}.p4info.txt"
+    return BUILD / f"{program}.json", BUILD / f"{program}.p4info.txtpb"
 
 
 def compile_all(p4c: Path) -> str:
@@ -65,8 +65,10 @@ def compile_all(p4c: Path) -> str:
                "-o", str(BUILD), "--p4runtime-files", str(p4info), str(src)]
         print("+ " + " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, cwd=REPO, check=True)
+        # p4c also leaves the preprocessed source, which names this machine's include paths
+        (REPO / BUILD / f"{program}.p4i").unlink(missing_ok=True)
     (REPO / HASH_FILE).write_text(
-        f"sha256 {source_hash()}\np4c {version}\n"
+        f"sha256 {source_hash()}\np4c-version {version}\n"
         "# written by `make p4` (python -m bmv2.p4build); do not edit\n"
     )
     return version

@@ -1,0 +1,148 @@
+"""Start a P4 switch, either target, the one way: tests, topologies and the demo all use this.
+
+`simple_switch_grpc` (BMv2) and `mp-switch` (the built-in target) take the same
+command line, so `command_line()` builds it once for both:
+
+    simple_switch_grpc --device-id 0 -i 1@veth1 -i 2@veth2 --log-level warn \\
+        --no-p4 -- --grpc-server-addr 127.0.0.1:9559 --cpu-port 255 --priority-queues 8
+
+`SwitchProcess` starts it (optionally inside a network namespace), waits until
+P4Runtime answers a Capabilities request, and stops it by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+from finsy.proto import p4r, p4r_grpc
+
+from bmv2 import toolchain
+from bmv2.pipeline import CPU_PORT, NUM_QUEUES
+from topologies.nsprocess import NamespaceProcess
+
+TARGETS = ("bmv2", "soft")
+
+
+class SwitchFailed(RuntimeError):
+    """The switch exited or did not answer P4Runtime in time; the message says which."""
+
+
+def selected_target() -> str:
+    """MP_TARGET if set ('bmv2' or 'soft'), else BMv2 where installed, else the soft target."""
+    chosen = os.environ.get("MP_TARGET", "").strip()
+    if chosen:
+        if chosen not in TARGETS:
+            raise ValueError(f"MP_TARGET={chosen!r}: choose one of {', '.join(TARGETS)}")
+        return chosen
+    return "bmv2" if toolchain.find("simple_switch_grpc") else "soft"
+
+
+@dataclass
+class SwitchConfig:
+    """What a switch is started with. `json` None starts it without a program (--no-p4)."""
+
+    ports: dict[int, str] = field(default_factory=dict)
+    grpc_addr: str = "127.0.0.1:9559"
+    device_id: int = 0
+    cpu_port: int | None = CPU_PORT
+    priority_queues: int = NUM_QUEUES
+    json: Path | None = None
+    log_level: str = "warn"
+    log_file: Path | None = None
+
+
+def command_line(target: str, config: SwitchConfig) -> list[str]:
+    """argv of the target's switch for `config` (raises ToolMissing for absent BMv2)."""
+    if target == "bmv2":
+        argv = [str(toolchain.require("simple_switch_grpc"))]
+    elif target == "soft":
+        argv = [sys.executable, "-m", "bmv2.softswitch.cli"]
+    else:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    argv += ["--device-id", str(config.device_id)]
+    for port, ifname in sorted(config.ports.items()):
+        argv += ["-i", f"{port}@{ifname}"]
+    argv += ["--log-level", config.log_level]
+    if config.log_file is not None:
+        argv += ["--log-file", str(config.log_file)]
+    argv += [str(config.json)] if config.json is not None else ["--no-p4"]
+    argv += ["--", "--grpc-server-addr", config.grpc_addr,
+             "--priority-queues", str(config.priority_queues)]
+    if config.cpu_port is not None:
+        argv += ["--cpu-port", str(config.cpu_port)]
+    return argv
+
+
+def p4runtime_answers(address: str, timeout: float = 1.0) -> bool:
+    """True once a P4Runtime server at `address` answers a Capabilities request."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+            stub = p4r_grpc.P4RuntimeStub(channel)
+            stub.Capabilities(p4r.CapabilitiesRequest(), timeout=timeout)
+            return True
+        except (grpc.FutureTimeoutError, grpc.RpcError):
+            return False
+
+
+class SwitchProcess:
+    """A running switch of `target`, started in `namespace` (None: this one)."""
+
+    def __init__(self, target: str, config: SwitchConfig, namespace: str | None = None,
+                 ready_timeout: float = 30.0) -> None:
+        self.target = target
+        self.config = config
+        self.namespace = namespace
+        self.ready_timeout = ready_timeout
+        self.process = NamespaceProcess(namespace, command_line(target, config),
+                                        name=f"{target} switch")
+
+    def __enter__(self) -> SwitchProcess:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start it and wait until P4Runtime answers; SwitchFailed otherwise."""
+        self.process.start()
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.process.stop()
+                raise SwitchFailed(f"{self.target} switch exited with {self.process.poll()}: "
+                                   f"{' | '.join(list(self.process.output)[-8:])}")
+            if self._answers():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise SwitchFailed(f"{self.target} switch did not answer P4Runtime on "
+                           f"{self.config.grpc_addr} within {self.ready_timeout:g} s")
+
+    def _answers(self) -> bool:
+        if self.namespace is None:
+            return p4runtime_answers(self.config.grpc_addr, 0.5)
+        probe = subprocess.run(
+            ["ip", "netns", "exec", self.namespace, sys.executable, "-c",
+             "import sys; from bmv2.launcher import p4runtime_answers; "
+             f"sys.exit(0 if p4runtime_answers({self.config.grpc_addr!r}, 0.5) else 1)"],
+            capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+        return probe.returncode == 0
+
+    @property
+    def pid(self) -> int | None:
+        proc = self.process.proc
+        return None if proc is None else proc.pid
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL; by PID; idempotent."""
+        self.process.stop()
