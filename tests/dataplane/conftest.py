@@ -5,6 +5,7 @@ table, counter and register)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 from collections.abc import Iterator
 
@@ -48,7 +49,7 @@ def target() -> str:
 
 @pytest.fixture(scope="session")
 def ports(target: str) -> Iterator[VethPorts]:
-    veths = VethPorts(NUM_PORTS)
+    veths = VethPorts(NUM_PORTS, prefix=f"mp{os.getpid() % 100000}p")  # unique per run
     veths.create()
     try:
         yield veths
