@@ -1,28 +1,88 @@
-"""`mp-proxy`: the CONNECT-UDP proxy agent (slow path, fast-path hand-off)."""
+"""`mp-proxy`: the CONNECT-UDP proxy agent (slow path; fast-path hook without controller)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
 import sys
+
+from hostagent.masque.proxy import MasqueProxy, ProxySettings
+from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
+from hostagent.netaddr import parse_host_port
+from hostagent.schedulers import SCHEDULERS
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of `mp-proxy`."""
     parser = argparse.ArgumentParser(
         prog="mp-proxy",
         description="HTTP/3 CONNECT-UDP proxy (RFC 9298). Relays UDP for clients as HTTP "
-        "Datagrams or DATAGRAM capsules, and hands flows to the P4 switch's fast path "
-        "through the controller when a client asks for it.",
+        "Datagrams or DATAGRAM capsules. A request may ask for the P4 switch's fast path "
+        "(masque-fastpath: ?1); without a controller every tunnel stays on the slow path.",
     )
     parser.add_argument("--listen", default="0.0.0.0:4433", help="HOST:PORT to serve HTTP/3 on")
-    parser.add_argument("--certificate", help="TLS certificate (PEM)")
-    parser.add_argument("--private-key", help="TLS private key (PEM)")
+    parser.add_argument("--certificate", help="TLS certificate (PEM; default: self-signed)")
+    parser.add_argument("--private-key", help="TLS private key (PEM; default: self-signed)")
+    parser.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                        help="relay only to these networks (repeatable). Default: anything but "
+                        "loopback, link-local, unspecified, multicast, reserved and the "
+                        "proxy's own addresses")
+    parser.add_argument("--max-tunnels", type=int, default=256, metavar="N",
+                        help="open tunnels per client connection; more get 429 (default 256)")
+    parser.add_argument("--idle-timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="close a tunnel (and its socket) after this long without "
+                        "traffic (default 120, the RFC 9298 minimum recommendation)")
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE_PATH, metavar="PATH",
+                        help=f"URI Template path served (default {DEFAULT_TEMPLATE_PATH})")
+    parser.add_argument("--scheduler", default="rr", choices=list(SCHEDULERS),
+                        help="stream scheduler of the outer connections (default rr)")
+    parser.add_argument("--no-datagrams", action="store_true",
+                        help="do not offer HTTP Datagrams in QUIC DATAGRAM frames (every "
+                        "tunnel then runs in stream mode)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("mp-proxy: not implemented yet (issue 7)", file=sys.stderr)
-    return 2
+    """Serve until SIGINT or SIGTERM; print the counters on the way out."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        host, port = parse_host_port(args.listen)
+        for cidr in args.allow:
+            ipaddress.ip_network(cidr, strict=False)
+        TemplateMatcher(args.template)
+    except (ValueError, WireError) as exc:
+        parser.error(str(exc))
+    if args.max_tunnels < 1:
+        parser.error("--max-tunnels must be >= 1")
+    if args.idle_timeout <= 0:
+        parser.error("--idle-timeout must be > 0")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = ProxySettings(allow=args.allow, max_tunnels=args.max_tunnels,
+                             idle_timeout=args.idle_timeout, template_path=args.template,
+                             scheduler=args.scheduler, datagrams=not args.no_datagrams)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        proxy = MasqueProxy(settings)
+        await proxy.start(host, port, args.certificate, args.private_key)
+        try:
+            await stop.wait()
+        finally:
+            await proxy.close()
+            logging.getLogger("mp-proxy").info(
+                "counters: %s; refused by status: %s", proxy.stats, proxy.refusals)
+
+    asyncio.run(run())
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,624 @@
+"""The CONNECT-UDP proxy (RFC 9298) over aioquic HTTP/3: the slow path of `mp-proxy`.
+
+One HTTP/3 server; each extended CONNECT request with ``:protocol = connect-udp``
+whose path matches the URI Template opens a tunnel: one UDP socket connected to
+the target, UDP payloads relayed as HTTP Datagrams (QUIC DATAGRAM frames) or
+DATAGRAM capsules on the request stream. The outer connection is a
+`ScheduledQuicConnection`: capsules of different tunnels leave in the order of
+the proxy's stream scheduler, ranked by what each request declared
+(``masque-rank``, else the RFC 9218 ``priority`` urgency).
+
+Responses: 2xx opens the tunnel; 400 malformed request, template, host or port;
+403 target outside the allow-list; 405/501 not CONNECT-UDP; 429 past the
+per-client tunnel limit; 502 DNS failure or socket error. Every failure carries a
+``Proxy-Status`` header (RFC 9209).
+
+Fast path: a request with ``masque-fastpath: ?1`` is handed to `FastPathHook.request`,
+the one place a controller will plug in; the default hook has no controller and
+leaves the tunnel on the slow path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aioquic.asyncio import QuicConnectionProtocol, serve
+from aioquic.asyncio.server import QuicServer
+from aioquic.h3.connection import ErrorCode
+from aioquic.h3.events import DatagramReceived, DataReceived, H3Event, HeadersReceived
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    ProtocolNegotiated,
+    QuicEvent,
+    StopSendingReceived,
+    StreamReset,
+)
+
+from hostagent.certs import credential_files
+from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.wire import (
+    CAPSULE_DATAGRAM,
+    CONTEXT_UDP,
+    DEFAULT_TEMPLATE_PATH,
+    H3_DATAGRAM_ERROR,
+    MAX_UDP_PAYLOAD,
+    UPGRADE_TOKEN,
+    CapsuleParser,
+    Target,
+    TemplateMatcher,
+    WireError,
+    decode_udp_payload,
+    encode_datagram_capsule,
+    encode_udp_payload,
+    parse_target,
+    proxy_status,
+    sf_boolean,
+)
+from hostagent.schedulers import ScheduledQuicConnection, StreamMeta, make_scheduler
+
+log = logging.getLogger("mp-proxy")
+
+MODES = ("datagram", "stream")
+#: Request header choosing how the client wants UDP carried (this project's; see README).
+MODE_HEADER = b"masque-mode"
+#: Request header asking for the switch fast path (this project's).
+FASTPATH_HEADER = b"masque-fastpath"
+#: Request header with the tunnel's rank for the proxy's stream scheduler (this project's).
+RANK_HEADER = b"masque-rank"
+#: RFC 9209 Proxy-Status.
+PROXY_STATUS_HEADER = b"proxy-status"
+NO_CONTROLLER_MESSAGE = ("fast path requested but no controller configured: "
+                         "tunnel stays on the slow path")
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Refused(Exception):
+    """A request the proxy answers with an error status."""
+
+    def __init__(self, status: int, error: str, details: str) -> None:
+        super().__init__(f"{status} {error}: {details}")
+        self.status, self.error, self.details = status, error, details
+
+
+# -- who may be reached ----------------------------------------------------------------------
+
+def local_addresses() -> set[Address]:
+    """Every address configured on this host's (this namespace's) interfaces."""
+    found: set[Address] = set()
+    try:
+        shown = subprocess.run(["ip", "-j", "addr", "show"], capture_output=True, text=True,
+                               timeout=5, check=True).stdout
+        for link in json.loads(shown):
+            for info in link.get("addr_info", []):
+                with contextlib.suppress(ValueError, KeyError):
+                    found.add(ipaddress.ip_address(info["local"]))
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        log.warning("could not list local addresses (%s); refusing only the listen address",
+                    exc)
+    return found
+
+
+class AccessPolicy:
+    """Which targets the proxy relays to: not an open relay.
+
+    Without `allow`, every address except loopback, link-local, unspecified,
+    multicast, reserved (broadcast included) and the proxy's own addresses. With
+    `allow`, exactly the addresses inside those networks, whatever their kind
+    (so a test can open 127.0.0.0/8 explicitly).
+    """
+
+    def __init__(self, allow: Iterable[str | Network] = (),
+                 own: Iterable[Address] = ()) -> None:
+        self.allow: list[Network] = [ipaddress.ip_network(n, strict=False) if isinstance(n, str)
+                                     else n for n in allow]
+        self.own = set(own)
+
+    def refusal(self, address: Address) -> str | None:
+        """Why `address` may not be reached, or None when it may."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if self.allow:
+            if any(address.version == n.version and address in n for n in self.allow):
+                return None
+            return f"{address} is outside the allowed networks"
+        for kind in ("loopback", "link_local", "unspecified", "multicast", "reserved"):
+            if getattr(address, f"is_{kind}"):
+                return f"{address} is a {kind.replace('_', '-')} address"
+        if address in self.own:
+            return f"{address} is one of the proxy's own addresses"
+        return None
+
+
+# -- the fast-path hook ----------------------------------------------------------------------
+
+class FastPathHook(Protocol):
+    """Asked once per tunnel whose request carries ``masque-fastpath: ?1``."""
+
+    def request(self, tunnel: ProxyTunnel) -> list[tuple[bytes, bytes]] | None:
+        """Response headers with the fast-path parameters, or None: stay on the slow path."""
+
+
+class NoController:
+    """The hook until a controller exists: logs and keeps every tunnel on the slow path."""
+
+    def request(self, tunnel: ProxyTunnel) -> list[tuple[bytes, bytes]] | None:
+        log.info("tunnel %s: %s", tunnel.label, NO_CONTROLLER_MESSAGE)
+        return None
+
+
+# -- tunnels ---------------------------------------------------------------------------------
+
+@dataclass
+class TunnelCounters:
+    """Traffic of one tunnel, client->target ("up") and target->client ("down")."""
+
+    up_packets: int = 0
+    up_bytes: int = 0
+    down_packets: int = 0
+    down_bytes: int = 0
+    down_as_capsules: int = 0  # datagram-mode packets too large for a DATAGRAM frame
+    dropped_context: int = 0  # HTTP Datagrams with an unknown context ID
+    ignored_capsules: int = 0  # capsules of unknown types
+
+
+class _UdpEndpoint(asyncio.DatagramProtocol):
+    def __init__(self, tunnel: ProxyTunnel) -> None:
+        self.tunnel = tunnel
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.tunnel.from_target(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # RFC 9298 section 3.1: a socket the OS says is unusable closes the request stream.
+        self.tunnel.close(f"socket error: {exc}")
+
+
+@dataclass(eq=False)
+class ProxyTunnel:
+    """One CONNECT-UDP request stream and its UDP socket."""
+
+    proto: ProxyProtocol
+    stream_id: int
+    target: Target
+    address: Address
+    mode: str
+    rank: int
+    fastpath_requested: bool
+    opened_at: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    transport: asyncio.DatagramTransport | None = None
+    counters: TunnelCounters = field(default_factory=TunnelCounters)
+    closed: bool = False
+    close_reason: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.proto.peer_label}#{self.stream_id}->{self.target.host}:{self.target.port}"
+
+    def from_client(self, payload: bytes) -> None:
+        if self.closed or self.transport is None:
+            return
+        self.last_activity = time.monotonic()
+        self.counters.up_packets += 1
+        self.counters.up_bytes += len(payload)
+        self.transport.sendto(payload)
+
+    def from_target(self, payload: bytes) -> None:
+        if self.closed:
+            return
+        self.last_activity = time.monotonic()
+        self.counters.down_packets += 1
+        self.counters.down_bytes += len(payload)
+        self.proto.send_udp(self, payload)
+
+    def close(self, reason: str, *, end_stream: bool = True) -> None:
+        """Close the socket and (unless the stream is already gone) the request stream."""
+        if self.closed:
+            return
+        self.closed, self.close_reason = True, reason
+        if self.transport is not None:
+            self.transport.close()
+        self.proto.tunnel_closed(self, end_stream)
+
+
+# -- the HTTP/3 side -------------------------------------------------------------------------
+
+def _headers(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    for key, value in headers:
+        out.setdefault(key, value)
+    return out
+
+
+_URGENCY = re.compile(r"(?:^|,)\s*u=(\d+)")
+
+
+def request_rank(headers: dict[bytes, bytes]) -> int:
+    """The tunnel's rank: ``masque-rank`` if given, else the RFC 9218 urgency, else 0."""
+    raw = headers.get(RANK_HEADER)
+    if raw is not None and raw.strip().isdigit():
+        return int(raw)
+    found = _URGENCY.search(headers.get(b"priority", b"").decode("ascii", "replace"))
+    if found and int(found.group(1)) <= 7:
+        return int(found.group(1))
+    return 0
+
+
+class ProxyProtocol(QuicConnectionProtocol):
+    """One client's outer connection: HTTP/3 with CONNECT-UDP tunnels."""
+
+    def __init__(self, quic: QuicConnection, *, proxy: MasqueProxy, **kwargs: Any) -> None:
+        super().__init__(quic, **kwargs)
+        self.proxy = proxy
+        self.h3: MasqueH3Connection | None = None
+        self.tunnels: dict[int, ProxyTunnel] = {}
+        self.opening: set[int] = set()
+        self._early: dict[int, bytearray] = {}  # capsule bytes that came before the 2xx
+        self._parsers: dict[int, CapsuleParser] = {}
+        self._kick_pending = False
+        self.peer_label = "?"
+
+    @property
+    def connection(self) -> ScheduledQuicConnection:
+        return self._quic  # type: ignore[return-value]
+
+    def kick(self) -> None:
+        """Send what is queued, once per loop iteration however many tunnels queued data."""
+        if not self._kick_pending:
+            self._kick_pending = True
+            self._loop.call_soon(self._kick_now)
+
+    def _kick_now(self) -> None:
+        self._kick_pending = False
+        self.transmit()
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, ProtocolNegotiated) and self.h3 is None:
+            self.h3 = MasqueH3Connection(self._quic)
+            paths = self._quic._network_paths
+            if paths:
+                addr = paths[0].addr
+                self.peer_label = f"{addr[0]}:{addr[1]}"
+            self.proxy.connections.add(self)
+        if isinstance(event, (StreamReset, StopSendingReceived)):
+            tunnel = self.tunnels.get(event.stream_id)
+            if tunnel is not None:
+                tunnel.close("client reset the stream", end_stream=False)
+                with contextlib.suppress(Exception):
+                    self._quic.reset_stream(event.stream_id, ErrorCode.H3_REQUEST_CANCELLED)
+        elif isinstance(event, ConnectionTerminated):
+            for tunnel in list(self.tunnels.values()):
+                tunnel.close("outer connection closed", end_stream=False)
+            self.proxy.connections.discard(self)
+        if self.h3 is not None:
+            for h3_event in self.h3.handle_event(event):
+                self._h3_event(h3_event)
+
+    def _h3_event(self, event: H3Event) -> None:
+        if isinstance(event, HeadersReceived):
+            if event.stream_id in self.tunnels or event.stream_id in self.opening:
+                return  # trailers: nothing to do
+            self.opening.add(event.stream_id)
+            asyncio.ensure_future(self._open(event))
+        elif isinstance(event, DataReceived):
+            self._stream_data(event.stream_id, event.data, event.stream_ended)
+        elif isinstance(event, DatagramReceived):
+            tunnel = self.tunnels.get(event.stream_id)
+            if tunnel is None:
+                self.proxy.stats["datagrams_without_tunnel"] += 1
+                return  # RFC 9298 section 5: may be dropped silently
+            self._udp_payload(tunnel, event.data)
+
+    def _udp_payload(self, tunnel: ProxyTunnel, http_payload: bytes) -> None:
+        try:
+            context_id, payload = decode_udp_payload(http_payload)
+        except WireError:
+            tunnel.counters.dropped_context += 1
+            return
+        if context_id != CONTEXT_UDP:  # RFC 9298 section 4: unknown contexts are dropped
+            tunnel.counters.dropped_context += 1
+            return
+        tunnel.from_client(payload)
+
+    def _stream_data(self, stream_id: int, data: bytes, ended: bool) -> None:
+        tunnel = self.tunnels.get(stream_id)
+        if tunnel is None:
+            if stream_id in self.opening:
+                self._early.setdefault(stream_id, bytearray()).extend(data)
+            return
+        parser = self._parsers.setdefault(stream_id, CapsuleParser())
+        try:
+            capsules = parser.feed(data)
+        except WireError as exc:
+            self._abort(tunnel, f"bad capsule: {exc}")
+            return
+        for capsule_type, value in capsules:
+            if capsule_type != CAPSULE_DATAGRAM:
+                tunnel.counters.ignored_capsules += 1  # RFC 9297 section 3.2
+                continue
+            if len(value) > MAX_UDP_PAYLOAD + 8:
+                self._abort(tunnel, "DATAGRAM capsule longer than a UDP payload")
+                return
+            self._udp_payload(tunnel, value)
+        if ended:
+            if parser.pending:
+                self._abort(tunnel, "stream ended inside a capsule")
+            else:
+                tunnel.close("client closed the stream")
+
+    def _abort(self, tunnel: ProxyTunnel, reason: str) -> None:
+        tunnel.close(reason, end_stream=False)
+        with contextlib.suppress(Exception):
+            self._quic.reset_stream(tunnel.stream_id, H3_DATAGRAM_ERROR)
+            self._quic.stop_stream(tunnel.stream_id, H3_DATAGRAM_ERROR)
+        self.kick()
+
+    # -- opening ---------------------------------------------------------------------------
+    async def _open(self, event: HeadersReceived) -> None:
+        sid = event.stream_id
+        headers = _headers(event.headers)
+        try:
+            tunnel = await self.proxy.admit(self, sid, headers, event.stream_ended)
+        except Refused as refused:
+            self.opening.discard(sid)
+            self._early.pop(sid, None)
+            self.proxy.refused(self, sid, headers, refused)
+            self._respond(sid, refused.status, [(PROXY_STATUS_HEADER, proxy_status(
+                refused.error, refused.details).encode())], end_stream=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - answer, never leave the request hanging
+            self.opening.discard(sid)
+            log.exception("stream %d: internal error", sid)
+            self._respond(sid, 500, [(PROXY_STATUS_HEADER, proxy_status(
+                "proxy_internal_error", str(exc)).encode())], end_stream=True)
+            return
+        self.opening.discard(sid)
+        if self._quic._close_event is not None or sid not in self._quic._streams:
+            tunnel.close("stream gone before the response", end_stream=False)
+            return
+        extra = [(MODE_HEADER, tunnel.mode.encode())]
+        if tunnel.fastpath_requested:
+            extra += self.proxy.fastpath.request(tunnel) or []
+        self.tunnels[sid] = tunnel
+        self.connection.set_stream_meta(sid, StreamMeta(priority=tunnel.rank))
+        self._respond(sid, 200, [(b"capsule-protocol", b"?1"), *extra])
+        self.proxy.opened(tunnel)
+        early = self._early.pop(sid, None)
+        if early:
+            self._stream_data(sid, bytes(early), False)
+
+    def _respond(self, stream_id: int, status: int, headers: list[tuple[bytes, bytes]],
+                 end_stream: bool = False) -> None:
+        assert self.h3 is not None
+        try:
+            self.h3.send_headers(stream_id, [(b":status", str(status).encode()), *headers],
+                                 end_stream=end_stream)
+        except Exception as exc:  # noqa: BLE001 - the stream may have been reset meanwhile
+            log.debug("stream %d: could not respond %d: %s", stream_id, status, exc)
+        self.kick()
+
+    # -- relaying --------------------------------------------------------------------------
+    def send_udp(self, tunnel: ProxyTunnel, payload: bytes) -> None:
+        """Carry a UDP payload from the target to the client in the tunnel's mode."""
+        assert self.h3 is not None
+        http_payload = encode_udp_payload(payload)
+        if (tunnel.mode == "datagram" and self.h3.peer_datagrams
+                and datagram_fits(self._quic, len(http_payload), tunnel.stream_id)):
+            self.h3.send_datagram(tunnel.stream_id, http_payload)
+        else:
+            if tunnel.mode == "datagram":
+                tunnel.counters.down_as_capsules += 1
+            try:
+                self.h3.send_data(tunnel.stream_id, encode_datagram_capsule(payload),
+                                  end_stream=False)
+            except Exception as exc:  # noqa: BLE001 - stream reset under our feet
+                tunnel.close(f"cannot send on the stream: {exc}", end_stream=False)
+                return
+        self.kick()
+
+    def tunnel_closed(self, tunnel: ProxyTunnel, end_stream: bool) -> None:
+        """Forget a closed tunnel; end its request stream when asked to."""
+        self.tunnels.pop(tunnel.stream_id, None)
+        self._parsers.pop(tunnel.stream_id, None)
+        if end_stream:
+            with contextlib.suppress(Exception):
+                self._quic.send_stream_data(tunnel.stream_id, b"", end_stream=True)
+            self.kick()
+        self.proxy.closed(tunnel)
+
+
+# -- the proxy -------------------------------------------------------------------------------
+
+@dataclass
+class ProxySettings:
+    """What `mp-proxy`'s flags configure."""
+
+    allow: Sequence[str] = ()
+    max_tunnels: int = 256  # per client connection
+    idle_timeout: float = 120.0  # RFC 9298 section 3.1: SHOULD NOT be below two minutes
+    template_path: str = DEFAULT_TEMPLATE_PATH
+    scheduler: str = "rr"
+    datagrams: bool = True  # offer H3_DATAGRAM / QUIC DATAGRAM frames
+
+
+class MasqueProxy:
+    """The CONNECT-UDP proxy: admission, tunnels, idle sweeping and counters."""
+
+    def __init__(self, settings: ProxySettings | None = None,
+                 fastpath: FastPathHook | None = None) -> None:
+        self.settings = settings or ProxySettings()
+        make_scheduler(self.settings.scheduler)  # fail early on a bad name
+        self.matcher = TemplateMatcher(self.settings.template_path)
+        self.fastpath: FastPathHook = fastpath or NoController()
+        self.policy = AccessPolicy(self.settings.allow)
+        self.connections: set[ProxyProtocol] = set()
+        self.tunnels: set[ProxyTunnel] = set()
+        self.stats: dict[str, int] = {
+            "tunnels_opened": 0, "tunnels_closed": 0, "requests_refused": 0,
+            "datagrams_without_tunnel": 0, "up_packets": 0, "up_bytes": 0,
+            "down_packets": 0, "down_bytes": 0}
+        self.refusals: dict[int, int] = {}
+        self.server: QuicServer | None = None
+        self.port: int | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+    async def start(self, host: str, port: int, certificate: str | None = None,
+                    private_key: str | None = None) -> int:
+        """Serve HTTP/3 on host:port (0: any free port); the bound port."""
+        cert, key = credential_files(certificate, private_key)
+        config = outer_configuration(is_client=False, datagrams=self.settings.datagrams)
+        config.load_cert_chain(cert, key)
+        own = local_addresses()
+        with contextlib.suppress(ValueError):
+            own.add(ipaddress.ip_address(host))
+        self.policy = AccessPolicy(self.settings.allow, own)
+        scheduler = self.settings.scheduler
+
+        def create(connection: QuicConnection, **kwargs: Any) -> ProxyProtocol:
+            return ProxyProtocol(ScheduledQuicConnection.adopt(connection, scheduler),
+                                 proxy=self, **kwargs)
+
+        self.server = await serve(host, port, configuration=config, create_protocol=create)
+        self.port = self.server._transport.get_extra_info("sockname")[1]
+        self._sweeper = asyncio.ensure_future(self._sweep())
+        log.info("serving CONNECT-UDP on %s:%d (template %s, scheduler %s, allow %s, "
+                 "max %d tunnels per client, idle timeout %g s)", host, self.port,
+                 self.settings.template_path, scheduler,
+                 ",".join(map(str, self.policy.allow)) or "default policy",
+                 self.settings.max_tunnels, self.settings.idle_timeout)
+        return self.port
+
+    async def close(self) -> None:
+        """Close every tunnel and connection and stop serving."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for tunnel in list(self.tunnels):
+            tunnel.close("proxy shutting down")
+        for proto in list(self.connections):
+            proto.close()
+        if self.server is not None:
+            self.server.close()
+        await asyncio.sleep(0)
+
+    async def _sweep(self) -> None:
+        period = max(0.05, min(1.0, self.settings.idle_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            limit = time.monotonic() - self.settings.idle_timeout
+            for tunnel in [t for t in self.tunnels if t.last_activity < limit]:
+                tunnel.close(f"idle for {self.settings.idle_timeout:g} s")
+
+    # -- admission -------------------------------------------------------------------------
+    async def admit(self, proto: ProxyProtocol, stream_id: int, headers: dict[bytes, bytes],
+                    stream_ended: bool) -> ProxyTunnel:
+        """Check a request and open its UDP socket; Refused says which error to answer."""
+        method = headers.get(b":method")
+        protocol = headers.get(b":protocol")
+        if method != b"CONNECT":
+            raise Refused(405, "http_request_error", "only CONNECT-UDP is served here")
+        if protocol != UPGRADE_TOKEN.encode():
+            raise Refused(501, "http_request_error",
+                          f"unsupported :protocol {protocol!r}; this proxy serves connect-udp")
+        if headers.get(b":scheme") != b"https":
+            raise Refused(400, "http_request_error", ":scheme must be https")
+        if not headers.get(b":authority") or not headers.get(b":path"):
+            raise Refused(400, "http_request_error", ":authority and :path are required")
+        if stream_ended:
+            raise Refused(400, "http_request_error", "the request stream ended with the headers")
+        if b"capsule-protocol" in headers and not sf_boolean(headers[b"capsule-protocol"]):
+            raise Refused(400, "http_request_error", "capsule-protocol must be ?1")
+        path = headers[b":path"].decode("ascii", "replace")
+        found = self.matcher.match(path)
+        if found is None:
+            raise Refused(400, "http_request_error",
+                          f"path {path!r} does not match {self.settings.template_path}")
+        try:
+            target = parse_target(found["target_host"], found["target_port"])
+        except WireError as exc:
+            raise Refused(400, "http_request_error", str(exc)) from None
+        if len(proto.tunnels) + len(proto.opening) - 1 >= self.settings.max_tunnels:
+            raise Refused(429, "connection_limit_reached",
+                          f"at most {self.settings.max_tunnels} tunnels per client")
+        address = target.address
+        if address is None:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                raise Refused(502, "dns_error", f"{target.host}: {exc}") from None
+            address = ipaddress.ip_address(infos[0][4][0])
+        reason = self.policy.refusal(address)
+        if reason is not None:
+            raise Refused(403, "destination_ip_prohibited", reason)
+        wanted = headers.get(MODE_HEADER, b"").decode("ascii", "replace").strip().lower()
+        if wanted and wanted not in MODES:
+            raise Refused(400, "http_request_error", f"masque-mode must be one of {MODES}")
+        assert proto.h3 is not None
+        mode = "stream" if wanted == "stream" or not proto.h3.peer_datagrams else "datagram"
+        tunnel = ProxyTunnel(proto, stream_id, target, address, mode, request_rank(headers),
+                             sf_boolean(headers.get(FASTPATH_HEADER)))
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpEndpoint(tunnel), remote_addr=(str(address), target.port))
+        except OSError as exc:
+            raise Refused(502, "destination_ip_unroutable", str(exc)) from None
+        tunnel.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and address.version == 4:
+            # RFC 9298 section 3.1: no IP fragmentation; set DF (IP_MTU_DISCOVER = DO).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IP, 10, 2)
+        return tunnel
+
+    # -- bookkeeping and logs --------------------------------------------------------------
+    def opened(self, tunnel: ProxyTunnel) -> None:
+        """Count and log a tunnel that answered 2xx."""
+        self.tunnels.add(tunnel)
+        self.stats["tunnels_opened"] += 1
+        log.info("tunnel open %s mode %s rank %d%s (open %d, opened %d, closed %d)",
+                 tunnel.label, tunnel.mode, tunnel.rank,
+                 " fast path requested" if tunnel.fastpath_requested else "",
+                 len(self.tunnels), self.stats["tunnels_opened"], self.stats["tunnels_closed"])
+
+    def closed(self, tunnel: ProxyTunnel) -> None:
+        """Count and log a tunnel that closed (its socket is closed already)."""
+        if tunnel not in self.tunnels:
+            return
+        self.tunnels.discard(tunnel)
+        self.stats["tunnels_closed"] += 1
+        c = tunnel.counters
+        for key in ("up_packets", "up_bytes", "down_packets", "down_bytes"):
+            self.stats[key] += getattr(c, key)
+        log.info("tunnel close %s (%s) after %.1f s: up %d pkts/%d B, down %d pkts/%d B, "
+                 "as capsules %d, unknown contexts %d, unknown capsules %d "
+                 "(open %d, opened %d, closed %d)", tunnel.label, tunnel.close_reason,
+                 time.monotonic() - tunnel.opened_at, c.up_packets, c.up_bytes,
+                 c.down_packets, c.down_bytes, c.down_as_capsules, c.dropped_context,
+                 c.ignored_capsules, len(self.tunnels), self.stats["tunnels_opened"],
+                 self.stats["tunnels_closed"])
+
+    def refused(self, proto: ProxyProtocol, stream_id: int, headers: dict[bytes, bytes],
+                refused: Refused) -> None:
+        """Count and log a refused request."""
+        self.stats["requests_refused"] += 1
+        self.refusals[refused.status] = self.refusals.get(refused.status, 0) + 1
+        log.info("request refused %s#%d %s: %d %s (%s)", proto.peer_label, stream_id,
+                 headers.get(b":path", b"").decode("ascii", "replace"), refused.status,
+                 refused.error, refused.details)

@@ -1,0 +1,1 @@
+"""Tests of the MASQUE CONNECT-UDP proxy, client and targets (hostagent.masque)."""
