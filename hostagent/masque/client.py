@@ -1,0 +1,529 @@
+"""The CONNECT-UDP client: one outer HTTP/3 connection, many tunnels, inner QUIC inside.
+
+    async with MasqueClient("10.0.0.2", 4433, scheduler="abs") as client:
+        tunnel = await client.open_udp("10.0.1.2", 4433, mode="stream",
+                                       meta=StreamMeta(priority=1))
+        inner = await tunnel.quic(alpn="mp-echo", scheduler="abs")
+        answer = await inner.request(b"x" * 1000, StreamMeta(priority=3))
+
+Nested scheduling: the outer connection is a `ScheduledQuicConnection` whose
+streams are the CONNECT-UDP request streams, one per tunnel, each registered
+with the `StreamMeta` given to `open_udp` (which is also sent to the proxy as
+``masque-rank`` and as an RFC 9218 ``priority`` urgency, so that the proxy ranks
+the return direction the same way). Each inner connection has its own
+scheduler for its own streams.
+
+Modes, chosen per tunnel by the client: ``datagram`` (HTTP Datagrams in QUIC
+DATAGRAM frames; used only when the proxy negotiated SETTINGS_H3_DATAGRAM, else
+the tunnel falls back to stream mode) and ``stream`` (DATAGRAM capsules on the
+request stream, so tunnel traffic is reliable, ordered and scheduled by the outer
+stream scheduler). The choice is sent in the ``masque-mode`` request header and
+the proxy confirms it in the response; a packet too large for one DATAGRAM frame
+goes as a capsule in either mode.
+
+An inner QUIC connection is a sans-I/O aioquic connection pumped by hand
+(`datagrams_to_send`, `get_timer`/`handle_timer`, `receive_datagram`) and
+"connected" to `PLACEHOLDER_ADDR`, a fixed non-IP address: aioquic clients drop
+datagrams from addresses they do not know, so every received datagram is given
+the same one, and a non-IP address also rules out preferred-address migration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from aioquic.asyncio import QuicConnectionProtocol, connect
+from aioquic.h3.events import DatagramReceived, DataReceived, H3Event, HeadersReceived
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    HandshakeCompleted,
+    QuicEvent,
+    StreamDataReceived,
+    StreamReset,
+)
+
+from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.proxy import FASTPATH_HEADER, MODE_HEADER, MODES, RANK_HEADER
+from hostagent.masque.target import ECHO_ALPN, echo_configuration
+from hostagent.masque.wire import (
+    CAPSULE_DATAGRAM,
+    CONTEXT_UDP,
+    DEFAULT_TEMPLATE_PATH,
+    UPGRADE_TOKEN,
+    CapsuleParser,
+    WireError,
+    decode_udp_payload,
+    encode_datagram_capsule,
+    encode_udp_payload,
+    parse_proxy_status,
+    udp_path,
+)
+from hostagent.schedulers import ScheduledQuicConnection, StreamMeta, StreamScheduler
+
+log = logging.getLogger("mp-client")
+
+#: The address every inner connection is "connected" to (not an IP address on purpose).
+PLACEHOLDER_ADDR = ("masque-tunnel", 0)
+#: Response header that will carry fast-path parameters once a controller exists.
+FASTPATH_RESPONSE_HEADER = b"masque-fastpath-flow"
+
+
+class MasqueError(Exception):
+    """The proxy or the outer connection failed us."""
+
+
+class TunnelRefused(MasqueError):
+    """The proxy answered a CONNECT-UDP request with a non-2xx status."""
+
+    def __init__(self, status: int, headers: dict[bytes, bytes]) -> None:
+        self.status = status
+        self.headers = headers
+        self.proxy_status = parse_proxy_status(
+            headers.get(b"proxy-status", b"").decode("ascii", "replace"))
+        detail = self.proxy_status.get("details") or self.proxy_status.get("error", "")
+        super().__init__(f"proxy refused the tunnel: {status} {detail}".rstrip())
+
+
+class _ClientProtocol(QuicConnectionProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.h3 = MasqueH3Connection(self._quic)
+        self.settings = asyncio.Event()
+        self.terminated = asyncio.Event()
+        self.responses: dict[int, asyncio.Future[tuple[dict[bytes, bytes], bool]]] = {}
+        self.tunnels: dict[int, UdpTunnel] = {}
+        self._kick_pending = False
+
+    @property
+    def connection(self) -> ScheduledQuicConnection:
+        return self._quic  # type: ignore[return-value]
+
+    def kick(self) -> None:
+        if not self._kick_pending:
+            self._kick_pending = True
+            self._loop.call_soon(self._kick_now)
+
+    def _kick_now(self) -> None:
+        self._kick_pending = False
+        self.transmit()
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamReset):
+            tunnel = self.tunnels.get(event.stream_id)
+            if tunnel is not None:
+                tunnel._closed_by_peer("the proxy reset the stream")
+        for h3_event in self.h3.handle_event(event):
+            self._h3_event(h3_event)
+        if self.h3.settings_received and not self.settings.is_set():
+            self.settings.set()
+        if isinstance(event, ConnectionTerminated):
+            self.terminated.set()
+            self.settings.set()
+            for fut in self.responses.values():
+                if not fut.done():
+                    fut.set_exception(MasqueError(f"connection closed: {event.reason_phrase}"))
+            for tunnel in list(self.tunnels.values()):
+                tunnel._closed_by_peer("outer connection closed")
+
+    def _h3_event(self, event: H3Event) -> None:
+        if isinstance(event, HeadersReceived):
+            fut = self.responses.pop(event.stream_id, None)
+            if fut is not None and not fut.done():
+                headers: dict[bytes, bytes] = {}
+                for key, value in event.headers:
+                    headers.setdefault(key, value)
+                fut.set_result((headers, event.stream_ended))
+        elif isinstance(event, DataReceived):
+            tunnel = self.tunnels.get(event.stream_id)
+            if tunnel is not None:
+                tunnel._stream_data(event.data, event.stream_ended)
+        elif isinstance(event, DatagramReceived):
+            tunnel = self.tunnels.get(event.stream_id)
+            if tunnel is not None:
+                tunnel._http_datagram(event.data)
+
+
+class UdpTunnel:
+    """One CONNECT-UDP tunnel: send and receive UDP payloads to and from its target."""
+
+    def __init__(self, client: MasqueClient, stream_id: int, host: str, port: int, mode: str,
+                 meta: StreamMeta) -> None:
+        self.client = client
+        self.stream_id = stream_id
+        self.host, self.port = host, port
+        self.mode = mode
+        self.meta = meta
+        #: fast path: None when not asked for; else "slow path" or the granted parameters
+        self.fastpath: str | None = None
+        #: called with each received UDP payload; without it payloads queue for `recv()`
+        self.on_receive: Callable[[bytes], None] | None = None
+        self.closed = asyncio.Event()
+        self.close_reason = ""
+        self.sent = self.received = self.sent_as_capsules = self.dropped_context = 0
+        self._queue: deque[bytes] = deque()
+        self._ready = asyncio.Event()
+        self._parser = CapsuleParser()
+
+    def __repr__(self) -> str:
+        return f"<UdpTunnel #{self.stream_id} {self.host}:{self.port} {self.mode}>"
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, payload: bytes) -> None:
+        """Send one UDP payload to the target (dropped silently once the tunnel closed)."""
+        if self.closed.is_set():
+            return
+        proto = self.client._proto
+        http_payload = encode_udp_payload(payload)
+        if (self.mode == "datagram" and proto.h3.peer_datagrams
+                and datagram_fits(proto._quic, len(http_payload), self.stream_id)):
+            proto.h3.send_datagram(self.stream_id, http_payload)
+        else:
+            if self.mode == "datagram":
+                self.sent_as_capsules += 1
+            proto.h3.send_data(self.stream_id, encode_datagram_capsule(payload), end_stream=False)
+        self.sent += 1
+        proto.kick()
+
+    def close(self) -> None:
+        """End the request stream: the proxy closes the target socket."""
+        if self.closed.is_set():
+            return
+        self.close_reason = "closed by the client"
+        self.closed.set()
+        proto = self.client._proto
+        with contextlib.suppress(Exception):
+            proto.h3.send_data(self.stream_id, b"", end_stream=True)
+        proto.tunnels.pop(self.stream_id, None)
+        proto.kick()
+
+    # -- receiving -------------------------------------------------------------------------
+    async def recv(self, timeout: float | None = None) -> bytes:
+        """The next UDP payload from the target; TimeoutError, or MasqueError once closed."""
+        async with asyncio.timeout(timeout):
+            while not self._queue:
+                if self.closed.is_set():
+                    raise MasqueError(f"tunnel closed: {self.close_reason}")
+                self._ready.clear()
+                waiter = asyncio.ensure_future(self._ready.wait())
+                closer = asyncio.ensure_future(self.closed.wait())
+                try:
+                    await asyncio.wait({waiter, closer}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                    closer.cancel()
+        return self._queue.popleft()
+
+    def _deliver(self, payload: bytes) -> None:
+        self.received += 1
+        if self.on_receive is not None:
+            self.on_receive(payload)
+        else:
+            self._queue.append(payload)
+            self._ready.set()
+
+    def _http_datagram(self, http_payload: bytes) -> None:
+        try:
+            context_id, payload = decode_udp_payload(http_payload)
+        except WireError:
+            self.dropped_context += 1
+            return
+        if context_id != CONTEXT_UDP:
+            self.dropped_context += 1
+            return
+        self._deliver(payload)
+
+    def _stream_data(self, data: bytes, ended: bool) -> None:
+        try:
+            capsules = self._parser.feed(data)
+        except WireError as exc:
+            self._closed_by_peer(f"bad capsule: {exc}")
+            return
+        for capsule_type, value in capsules:
+            if capsule_type == CAPSULE_DATAGRAM:
+                self._http_datagram(value)
+        if ended:
+            self._closed_by_peer("the proxy ended the stream")
+            with contextlib.suppress(Exception):
+                self.client._proto.h3.send_data(self.stream_id, b"", end_stream=True)
+                self.client._proto.kick()
+
+    def _closed_by_peer(self, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_reason = reason
+            self.closed.set()
+        self.client._proto.tunnels.pop(self.stream_id, None)
+
+    # -- an inner QUIC connection ----------------------------------------------------------
+    async def quic(self, alpn: str = ECHO_ALPN, scheduler: StreamScheduler | str = "rr", *,
+                   server_name: str | None = None, timeout: float = 10.0,
+                   idle_timeout: float = 60.0) -> InnerConnection:
+        """Run a QUIC client handshake through this tunnel; the connected inner connection."""
+        config = echo_configuration(is_client=True, idle_timeout=idle_timeout)
+        config.alpn_protocols = [alpn]
+        config.verify_mode = ssl.CERT_NONE  # targets use throw-away certificates
+        config.server_name = server_name or self.host
+        inner = InnerConnection(self, ScheduledQuicConnection(configuration=config,
+                                                              scheduler=scheduler))
+        await inner.wait_connected(timeout)
+        return inner
+
+
+class InnerConnection:
+    """A sans-I/O QUIC client connection carried by a `UdpTunnel`."""
+
+    def __init__(self, tunnel: UdpTunnel, quic: ScheduledQuicConnection) -> None:
+        self.tunnel = tunnel
+        self.quic = quic
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._connected: asyncio.Future[None] = self._loop.create_future()
+        self._waiters: dict[int, asyncio.Future[bytes]] = {}
+        self._buffers: dict[int, bytearray] = {}
+        self.closed = asyncio.Event()
+        tunnel.on_receive = self.datagram_received
+        quic.connect(PLACEHOLDER_ADDR, now=self._loop.time())
+        self._pump()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait for the inner handshake; TimeoutError or MasqueError when it fails."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connected
+        except TimeoutError:
+            self.close()
+            raise
+
+    # -- the pump --------------------------------------------------------------------------
+    def datagram_received(self, data: bytes) -> None:
+        """An inner QUIC packet arrived through the tunnel."""
+        self.quic.receive_datagram(data, PLACEHOLDER_ADDR, now=self._loop.time())
+        self._pump()
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.quic.handle_timer(now=self._loop.time())
+        self._pump()
+
+    def _pump(self) -> None:
+        while (event := self.quic.next_event()) is not None:
+            self._event(event)
+        for data, _addr in self.quic.datagrams_to_send(now=self._loop.time()):
+            self.tunnel.send(data)
+        at = self.quic.get_timer()
+        if at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = at
+            self._timer = None if at is None else self._loop.call_at(at, self._on_timer)
+
+    def _event(self, event: QuicEvent) -> None:
+        if isinstance(event, HandshakeCompleted):
+            if not self._connected.done():
+                self._connected.set_result(None)
+        elif isinstance(event, StreamDataReceived):
+            buf = self._buffers.setdefault(event.stream_id, bytearray())
+            buf += event.data
+            if event.end_stream:
+                waiter = self._waiters.pop(event.stream_id, None)
+                data = bytes(self._buffers.pop(event.stream_id))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(data)
+        elif isinstance(event, StreamReset):
+            waiter = self._waiters.pop(event.stream_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(MasqueError(f"stream {event.stream_id} reset "
+                                                 f"({event.error_code:#x})"))
+        elif isinstance(event, ConnectionTerminated):
+            self.closed.set()
+            error = MasqueError(f"inner connection closed: {event.reason_phrase or ''}"
+                                f" ({event.error_code:#x})")
+            if not self._connected.done():
+                self._connected.set_exception(error)
+            for waiter in self._waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(error)
+            self._waiters.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._timer_at = None
+
+    # -- application API -------------------------------------------------------------------
+    def send(self, data: bytes, meta: StreamMeta | None = None) -> asyncio.Future[bytes]:
+        """Send `data` on a new stream (with its FIN); a future of the whole answer."""
+        stream_id = self.quic.open_stream(meta)
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
+        self._waiters[stream_id] = waiter
+        self.quic.send_stream_data(stream_id, data, end_stream=True)
+        self._pump()
+        return waiter
+
+    async def request(self, data: bytes, meta: StreamMeta | None = None,
+                      timeout: float | None = None) -> bytes:
+        """Send `data` on a new stream and wait for the peer's whole answer."""
+        async with asyncio.timeout(timeout):
+            return await self.send(data, meta)
+
+    def close(self) -> None:
+        """Close the inner connection (CONNECTION_CLOSE through the tunnel)."""
+        if not self.closed.is_set():
+            self.quic.close()
+            self._pump()
+            self.closed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None
+
+
+class MasqueClient:
+    """One outer HTTP/3 connection to a CONNECT-UDP proxy; `open_udp` makes tunnels."""
+
+    def __init__(self, host: str, port: int, *, scheduler: StreamScheduler | str = "rr",
+                 template_path: str = DEFAULT_TEMPLATE_PATH, authority: str | None = None,
+                 datagrams: bool = True, server_name: str | None = None,
+                 verify: bool = False, connect_timeout: float = 10.0) -> None:
+        self.host, self.port = host, port
+        self.scheduler = scheduler
+        self.template_path = template_path
+        self.authority = authority or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        self.datagrams = datagrams
+        self.server_name = server_name
+        self.verify = verify
+        self.connect_timeout = connect_timeout
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._proto_: _ClientProtocol | None = None
+
+    @property
+    def _proto(self) -> _ClientProtocol:
+        if self._proto_ is None:
+            raise MasqueError("the client is not connected")
+        return self._proto_
+
+    @property
+    def connection(self) -> ScheduledQuicConnection:
+        """The outer QUIC connection (its `scheduler` orders the tunnels' streams)."""
+        return self._proto.connection
+
+    @property
+    def h3(self) -> MasqueH3Connection:
+        """The outer HTTP/3 connection (for its SETTINGS)."""
+        return self._proto.h3
+
+    async def __aenter__(self) -> MasqueClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Handshake with the proxy and wait for its SETTINGS (RFC 9220 asks for that)."""
+        config = outer_configuration(is_client=True, datagrams=self.datagrams)
+        config.server_name = self.server_name or self.host
+        if not self.verify:
+            config.verify_mode = ssl.CERT_NONE
+        scheduler = self.scheduler
+
+        def create(connection: QuicConnection, **kwargs: Any) -> _ClientProtocol:
+            sched = scheduler if isinstance(scheduler, str) else scheduler
+            return _ClientProtocol(ScheduledQuicConnection.adopt(connection, sched), **kwargs)
+
+        stack = contextlib.AsyncExitStack()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                proto = await stack.enter_async_context(
+                    connect(self.host, self.port, configuration=config, create_protocol=create))
+                self._proto_ = proto  # type: ignore[assignment]
+                await self._proto.settings.wait()
+        except BaseException:
+            await stack.aclose()
+            self._proto_ = None
+            raise
+        self._stack = stack
+        if self._proto.terminated.is_set():
+            await self.close()
+            raise MasqueError("the proxy closed the connection")
+        if not self.h3.peer_extended_connect:
+            await self.close()
+            raise MasqueError("the proxy did not send SETTINGS_ENABLE_CONNECT_PROTOCOL=1")
+
+    async def close(self) -> None:
+        """Close every tunnel and the outer connection."""
+        if self._proto_ is not None:
+            for tunnel in list(self._proto_.tunnels.values()):
+                tunnel.close()
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+
+    async def open_udp(self, host: str, port: int, *, mode: str = "datagram",
+                       meta: StreamMeta | None = None, fastpath: bool = False,
+                       timeout: float = 10.0) -> UdpTunnel:
+        """Open a CONNECT-UDP tunnel to host:port; TunnelRefused on a non-2xx answer.
+
+        `mode` is "datagram" or "stream" (see the module docs); `meta` ranks the
+        tunnel's request stream in the outer scheduler and at the proxy; `fastpath`
+        asks for the switch fast path.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        proto = self._proto
+        if proto.terminated.is_set():
+            raise MasqueError("the outer connection is closed")
+        if mode == "datagram" and not proto.h3.peer_datagrams:
+            log.info("the proxy did not negotiate HTTP Datagrams: %s:%d uses stream mode",
+                     host, port)
+            mode = "stream"
+        meta = meta or StreamMeta()
+        headers = [
+            (b":method", b"CONNECT"), (b":protocol", UPGRADE_TOKEN.encode()),
+            (b":scheme", b"https"), (b":authority", self.authority.encode()),
+            (b":path", udp_path(host, port, self.template_path).encode()),
+            (b"capsule-protocol", b"?1"), (MODE_HEADER, mode.encode()),
+            (RANK_HEADER, str(max(0, meta.priority)).encode()),
+            (b"priority", f"u={min(7, max(0, meta.priority))}".encode()),
+        ]
+        if fastpath:
+            headers.append((FASTPATH_HEADER, b"?1"))
+        stream_id = proto.connection.open_stream(meta)
+        fut: asyncio.Future[tuple[dict[bytes, bytes], bool]] = (
+            asyncio.get_running_loop().create_future())
+        proto.responses[stream_id] = fut
+        tunnel = UdpTunnel(self, stream_id, host, port, mode, meta)
+        proto.tunnels[stream_id] = tunnel
+        proto.h3.send_headers(stream_id, headers)
+        proto.kick()
+        try:
+            async with asyncio.timeout(timeout):
+                answer, ended = await fut
+        except BaseException:
+            proto.responses.pop(stream_id, None)
+            proto.tunnels.pop(stream_id, None)
+            with contextlib.suppress(Exception):
+                proto._quic.reset_stream(stream_id, 0x10C)  # H3_REQUEST_CANCELLED
+                proto.kick()
+            raise
+        status = int(answer.get(b":status", b"0"))
+        if not 200 <= status < 300 or ended:
+            proto.tunnels.pop(stream_id, None)
+            tunnel.closed.set()
+            raise TunnelRefused(status, answer)
+        confirmed = answer.get(MODE_HEADER, b"").decode("ascii", "replace")
+        if confirmed in MODES:
+            tunnel.mode = confirmed
+        if fastpath:
+            granted = answer.get(FASTPATH_RESPONSE_HEADER)
+            # Once a controller exists, the shim (hostagent.shim) takes over here.
+            tunnel.fastpath = "slow path" if granted is None else granted.decode()
+            if granted is None:
+                log.info("tunnel %s:%d: fast path requested, the proxy left it on the slow "
+                         "path", host, port)
+        return tunnel
