@@ -1,0 +1,169 @@
+"""The client side of the MASQUE experiments: N inner QUIC connections through one proxy.
+
+Each inner connection has its own CONNECT-UDP tunnel over one outer connection
+(scheduled by `--outer-scheduler`; tunnel i gets outer priority `priority_of(i)`)
+and echoes `--streams` streams of `--size` bytes with the QUIC echo target
+(scheduled by `--inner-scheduler`). Two timings:
+
+- all at once (default): every tunnel, handshake and request starts at t0; a
+  connection's latency is from t0 to its last echoed byte (the FCFS-vs-RR run);
+- `--setup-first`: every tunnel and handshake first, then all streams at t0; a
+  stream's latency is from t0 to its last echoed byte (the nested-priority run).
+
+Prints one JSON document (records and timings) on stdout. Run in the client's
+namespace by the experiments in `topologies/masque_*.py`:
+
+    python -m hostagent.masque.workload --proxy 10.252.0.2:4433 --target 10.252.1.2:4433 \
+        --connections 100 --size 10240 --outer-scheduler rr
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hostagent.masque.client import InnerConnection, MasqueClient, MasqueError
+from hostagent.masque.proxy import MODES
+from hostagent.netaddr import parse_host_port
+from hostagent.schedulers import SCHEDULERS, StreamMeta
+
+
+@dataclass
+class Record:
+    """One echoed stream."""
+
+    conn: int
+    stream: int
+    priority: int  # the tunnel's (outer) priority
+    stream_priority: int  # the stream's priority in its inner connection
+    size: int
+    latency: float | None = None  # seconds from t0 to the whole echo; None: not done
+    error: str | None = None
+
+
+def priority_of(conn: int, priorities: int, seed: int = 1) -> int:
+    """Outer priority of connection `conn` (0 with 0 levels): 1..priorities over the
+    connections in a seeded shuffled order, so that opening order (what FCFS follows)
+    is not priority order."""
+    if priorities <= 0:
+        return 0
+    order = random.Random(seed).sample(range(1, priorities + 1), priorities)
+    return order[conn % priorities]
+
+
+def stream_priority_of(stream: int, streams: int, levels: int) -> int:
+    """Inner priority of stream `stream`: evenly 1..levels over the streams, or 0."""
+    return 0 if levels <= 0 else stream * levels // max(1, streams) + 1
+
+
+async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, connections: int,
+                       streams: int, size: int, outer_scheduler: str, inner_scheduler: str,
+                       mode: str = "stream", priorities: int = 0, setup_first: bool = False,
+                       timeout: float = 60.0, seed: int = 1) -> dict[str, Any]:
+    """Run the workload; the records and timings as a JSON-ready dict."""
+    loop = asyncio.get_running_loop()
+    records = [Record(c, s, priority_of(c, priorities, seed),
+                      stream_priority_of(s, streams, priorities), size)
+               for c in range(connections) for s in range(streams)]
+    by_conn = [records[c * streams:(c + 1) * streams] for c in range(connections)]
+    started = time.monotonic()
+    async with MasqueClient(*proxy, scheduler=outer_scheduler) as client:
+        inners: list[InnerConnection | None] = [None] * connections
+        go = asyncio.Event()
+        t0 = loop.time()
+
+        async def connection(c: int) -> None:
+            mine = by_conn[c]
+            try:
+                tunnel = await client.open_udp(*target, mode=mode,
+                                               meta=StreamMeta(priority=mine[0].priority),
+                                               timeout=timeout)
+                inner = await tunnel.quic(scheduler=inner_scheduler, timeout=timeout)
+                inners[c] = inner
+                if setup_first:
+                    await go.wait()
+                pending = [(r, inner.send(bytes([c % 256]) * size,
+                                          StreamMeta(priority=r.stream_priority)))
+                           for r in mine]
+                for record, fut in pending:
+                    answer = await fut
+                    record.latency = loop.time() - t0
+                    if len(answer) != size:
+                        record.error = f"echo of {len(answer)} bytes"
+            except (MasqueError, TimeoutError, OSError) as exc:
+                for record in mine:
+                    if record.latency is None:
+                        record.error = f"{type(exc).__name__}: {exc}"
+
+        tasks = [asyncio.ensure_future(connection(c)) for c in range(connections)]
+        setup_time = None
+        if setup_first:
+            deadline = loop.time() + timeout
+            while sum(i is not None for i in inners) < connections and loop.time() < deadline:
+                if all(t.done() for t in tasks):
+                    break
+                await asyncio.sleep(0.01)
+            setup_time = loop.time() - t0
+            t0 = loop.time()
+            go.set()
+        done, pending_tasks = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending_tasks:
+            task.cancel()
+        for record in records:
+            if record.latency is None and record.error is None:
+                record.error = f"not done after {timeout:g} s"
+        total = loop.time() - t0
+        for inner in inners:
+            if inner is not None:
+                inner.close()
+    finished = [r.latency for r in records if r.latency is not None]
+    return {"records": [asdict(r) for r in records], "setup_time": setup_time,
+            "total_time": max(finished) if len(finished) == len(records) else None,
+            "elapsed": total, "wall": time.monotonic() - started}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags, run, print the JSON."""
+    parser = argparse.ArgumentParser(prog="python -m hostagent.masque.workload",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--proxy", required=True, metavar="HOST:PORT")
+    parser.add_argument("--target", required=True, metavar="HOST:PORT",
+                        help="QUIC echo target (mp-target --quic)")
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--streams", type=int, default=1, help="streams per connection")
+    parser.add_argument("--size", type=int, default=10240, help="bytes per stream")
+    parser.add_argument("--outer-scheduler", default="rr", choices=list(SCHEDULERS))
+    parser.add_argument("--inner-scheduler", default="rr", choices=list(SCHEDULERS))
+    parser.add_argument("--mode", default="stream", choices=list(MODES))
+    parser.add_argument("--priorities", type=int, default=0,
+                        help="outer priority levels 1..N, shuffled over the connections "
+                        "with --seed (0: every tunnel priority 0)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the priority shuffle")
+    parser.add_argument("--setup-first", action="store_true",
+                        help="open every tunnel and handshake before t0")
+    parser.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    try:
+        proxy, target = parse_host_port(args.proxy), parse_host_port(args.target)
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=logging.WARNING)
+    result = asyncio.run(run_workload(
+        proxy, target, connections=args.connections, streams=args.streams, size=args.size,
+        outer_scheduler=args.outer_scheduler, inner_scheduler=args.inner_scheduler,
+        mode=args.mode, priorities=args.priorities, setup_first=args.setup_first,
+        timeout=args.timeout, seed=args.seed))
+    json.dump(result, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

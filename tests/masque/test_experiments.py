@@ -1,0 +1,63 @@
+"""The MASQUE experiments end to end between three namespaces (small runs), and their CLIs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _leftovers() -> list[str]:
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    procs = subprocess.run(["pgrep", "-f", "hostagent.masque.(proxy_cli|target_cli|workload)"],
+                           capture_output=True, text=True).stdout.split()
+    return [line for line in namespaces.splitlines() if line.startswith("mpmq-")] + procs
+
+
+@pytest.mark.parametrize("module", ["topologies.masque_fcfs_rr", "topologies.masque_nested"])
+def test_bad_scheduler_is_a_one_line_error(module: str) -> None:
+    out = subprocess.run([sys.executable, "-m", module, "--variants", "wfq"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 2
+    assert "unknown scheduler(s) wfq" in out.stderr
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_small_fcfs_rr_run(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "topologies.masque_fcfs_rr", "--connections", "8",
+         "--size", "4096", "--timeout", "40", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=240)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    data = json.loads((tmp_path / "masque_fcfs_rr.json").read_text())
+    assert set(data["summary"]) == {"fcfs", "rr"}
+    for variant, row in data["summary"].items():
+        assert row["connections"] == 8 and row["finished"] == 8, (variant, row)
+    assert (tmp_path / "masque_fcfs_rr.png").stat().st_size > 10_000
+    assert "outer  conns" in out.stdout
+    assert not _leftovers()
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_small_nested_run(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "topologies.masque_nested", "--connections", "3",
+         "--streams", "4", "--priorities", "3", "--timeout", "40", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=240)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    data = json.loads((tmp_path / "masque_nested.json").read_text())
+    assert set(data["summary"]) == {"abs", "rr", "fcfs"}
+    for variant, row in data["summary"].items():
+        assert row["unfinished"] == 0, (variant, row)
+        assert sorted(row["mean_by_priority"]) == ["1", "2", "3"]  # JSON keys
+    assert (tmp_path / "masque_nested.png").stat().st_size > 10_000
+    assert not _leftovers()
