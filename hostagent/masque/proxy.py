@@ -79,6 +79,8 @@ FASTPATH_HEADER = b"masque-fastpath"
 RANK_HEADER = b"masque-rank"
 #: RFC 9209 Proxy-Status.
 PROXY_STATUS_HEADER = b"proxy-status"
+#: Capsule bytes buffered per request stream while the proxy decides on the request.
+MAX_EARLY_BYTES = 64 * 1024
 NO_CONTROLLER_MESSAGE = ("fast path requested but no controller configured: "
                          "tunnel stays on the slow path")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -337,7 +339,9 @@ class ProxyProtocol(QuicConnectionProtocol):
         tunnel = self.tunnels.get(stream_id)
         if tunnel is None:
             if stream_id in self.opening:
-                self._early.setdefault(stream_id, bytearray()).extend(data)
+                early = self._early.setdefault(stream_id, bytearray())
+                if len(early) + len(data) <= MAX_EARLY_BYTES:  # else dropped (RFC 9298 s. 5)
+                    early.extend(data)
             return
         parser = self._parsers.setdefault(stream_id, CapsuleParser())
         try:
