@@ -187,7 +187,12 @@ class UdpTunnel:
         else:
             if self.mode == "datagram":
                 self.sent_as_capsules += 1
-            proto.h3.send_data(self.stream_id, encode_datagram_capsule(payload), end_stream=False)
+            try:
+                proto.h3.send_data(self.stream_id, encode_datagram_capsule(payload),
+                                   end_stream=False)
+            except Exception as exc:  # noqa: BLE001 - the proxy stopped or reset the stream
+                self._closed_by_peer(f"cannot send on the stream: {exc}")
+                return
         self.sent += 1
         proto.kick()
 
