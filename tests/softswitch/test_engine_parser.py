@@ -236,3 +236,93 @@ def test_parser_loop_runs_until_accept() -> None:
     # h=1 -> loop (count 1, g=1) -> again (count 2, next byte 1) -> loop (count 3, g=1) ->
     # again (count 4; next byte 0) -> accept; g holds the last extraction
     assert e.process(b"\x01\x01\x01\x00\x99", 0)[0].frame == b"\x04\x01\x00\x99"
+
+
+def stack_program() -> Program:
+    """A stack of three 1-byte `item` headers parsed with .next while `more` is set."""
+    p = Program()
+    p.header("head", [("count", 8)])
+    for i in range(3):
+        p.header(f"items[{i}]", [("more", 1), ("value", 7)])
+    for i in (1, 2):
+        p.j["headers"][-i]["header_type"] = "items[0]_t"
+    p.j["header_stacks"].append({"name": "items", "id": 0, "size": 3,
+                                 "header_type": "items[0]_t",
+                                 "header_ids": [h["id"] for h in p.j["headers"][-3:]]})
+    p.state("start", [p.extract("head")], default="item")
+    p.state("item", [{"op": "extract", "parameters": [{"type": "stack", "value": "items"}]}],
+            key=[{"type": "stack_field", "value": ["items", "more"]}],
+            cases=[("0x01", None, "item")])
+    return p
+
+
+def test_header_stack_next_extraction_last_and_size() -> None:
+    p = stack_program()
+    size = E("size_stack", None, {"type": "header_stack", "value": "items"})
+    last = {"type": "stack_field", "value": ["items", "value"]}
+    p.run("out", [egress(1), assign(F("head", "count"),
+                                    E("|", E("<<", size, H(4)), last))])
+    p.start("out")
+    e = Engine(p.json())
+    assert e.process(b"\x00\x81\x02rest", 0)[0].frame == b"\x22\x81\x02rest"
+    assert e.process(b"\x00\x05", 0)[0].frame == b"\x15\x05"
+    # a fourth element overflows: StackOutOfBounds, three extracted
+    err = e.process(b"\x00\x81\x82\x83\x04", 0)[0].frame
+    assert err == b"\x33\x81\x82\x83\x04"
+
+
+def test_header_stack_push_pop_and_runtime_index() -> None:
+    p = stack_program()
+    stack = {"type": "header_stack", "value": "items"}
+    element = E("dereference_header_stack", stack, F("head", "count"))
+    field = {"type": "expression", "value": {"op": "access_field", "left": element,
+                                               "right": 1}}
+    p.run("index", [egress(1), assign(field, H(0x7F))], "op")
+    p.cond("op", E("==", F("head", "count"), H(0)), "push", "pop")
+    p.run("push", [prim("push", stack, H(1)),
+                   prim("add_header", {"type": "header", "value": "items[0]"}),
+                   assign(F("items[0]", "value"), H(0x11))])
+    p.run("pop", [prim("pop", stack, H(2))])
+    p.start("index")
+    e = Engine(p.json())
+    # count 0: items[0].value := 0x7f, then push: [new 0x11, old 0xff, 0x02]; the third
+    # element falls off the end
+    assert e.process(b"\x00\x81\x82\x03", 0)[0].frame == b"\x00\x11\xff\x82"
+    # count 1: items[1].value := 0x7f, then pop 2: only the third element is left
+    assert e.process(b"\x01\x81\x82\x03", 0)[0].frame == b"\x01\x03"
+    # an index past the stack writes nothing
+    assert e.process(b"\x05\x01", 0)[0].frame == b"\x05"
+
+
+def test_header_chosen_by_a_conditional_expression() -> None:
+    p = Program()
+    p.header("a", [("x", 8)])
+    p.header("b", [("x", 8)])
+    p.j["headers"][-1]["header_type"] = "a_t"
+    p.header("c", [("x", 8)])
+    p.j["headers"][-1]["header_type"] = "a_t"
+    p.state("start", [p.extract("a"), p.extract("b")])
+    pick = {"type": "expression", "value": {
+        "op": "?", "left": {"type": "header", "value": "a"},
+        "right": {"type": "header", "value": "b"}, "cond": E(">", F("a", "x"), F("b", "x"))}}
+    p.run("mux", [egress(1), prim("assign_header", {"type": "header", "value": "c"}, pick)])
+    p.start("mux")
+    e = Engine(p.json())
+    assert e.process(b"\x09\x03", 0)[0].frame == b"\x09\x03\x09"
+    assert e.process(b"\x02\x03", 0)[0].frame == b"\x02\x03\x03"
+
+
+def test_multicast_copies_are_checked_per_packet() -> None:
+    """p4c copies standard_metadata through `inout` action parameters, mcast_grp included:
+    loading such a program works, and a packet asking for a group is dropped (no
+    replication engine here) rather than forwarded as if unicast."""
+    p = Program()
+    p.header("h", [("group", 16)])
+    p.state("start", [p.extract("h")])
+    copy = p.scalar("smeta_mcast_grp", 16)
+    p.run("t", [egress(1), assign(copy, F("h", "group")),
+                assign(F("standard_metadata", "mcast_grp"), copy)])
+    p.start("t")
+    e = Engine(p.json())
+    assert e.process(b"\x00\x00", 0)[0].port == 1
+    assert e.process(b"\x00\x05", 0) == []

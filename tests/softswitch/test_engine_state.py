@@ -223,10 +223,10 @@ def test_unsupported_declarations() -> None:
     with pytest.raises(UnsupportedConstruct, match="varbit field 'v_t.data'"):
         Engine(p.json())
     p = Program()
-    p.header("h", [("a", 8)])
-    p.state("start", [{"op": "extract", "parameters": [{"type": "stack", "value": "s"}]}])
+    p.j["header_union_stacks"].append({"name": "us", "id": 0, "union_type": "u_t",
+                                       "header_union_ids": []})
     forward_all(p)
-    with pytest.raises(UnsupportedConstruct, match="extract of type 'stack'"):
+    with pytest.raises(UnsupportedConstruct, match="header union stack 'us'"):
         Engine(p.json())
     p = Program()
     p.run("t", [assign(F("standard_metadata", "mcast_grp"), H(1))])

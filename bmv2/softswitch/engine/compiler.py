@@ -54,7 +54,7 @@ PRIMITIVES = {
     "remove_header", "mark_to_drop", "drop", "exit", "no_op", "register_read",
     "register_write", "count", "modify_field_with_hash_based_offset",
     "modify_field_rng_uniform", "truncate", "log_msg", "assert", "assume", "_jump",
-    "_jump_if_zero",
+    "_jump_if_zero", "push", "pop", "assign_header_stack",
 }
 
 _UNSUPPORTED_HINT = {
@@ -64,8 +64,6 @@ _UNSUPPORTED_HINT = {
     "recirculate": "recirculation",
     "generate_digest": "digests",
     "execute_meter": "meters",
-    "push": "header stack push_front",
-    "pop": "header stack pop_front",
 }
 
 
@@ -129,6 +127,9 @@ class Ex:
     const: int | bool | None = None
     valid_of: str | None = None  # for "$valid$" reads: the validity local
     name: str | None = None  # header/union/stack name
+    # kind "hdrsel": a header chosen at run time, as (condition, header name) pairs tried
+    # in order (condition None: otherwise); no pair taken means an out-of-range index
+    cases: list[tuple[str | None, str]] | None = None
 
 
 @dataclass
@@ -288,6 +289,8 @@ class Compiler:
             self.headers_by_id[h["id"]] = hdr
         self.stacks = {s["name"]: [self.headers_by_id[i].name for i in s["header_ids"]]
                        for s in j.get("header_stacks") or []}
+        # BMv2's per-stack "next" index (how many elements were extracted/pushed)
+        self.stack_next = {name: self.fresh(f"next_{name}") for name in self.stacks}
         self.unions: dict[str, list[str]] = {}
         for u in j.get("header_unions") or []:
             members = [self.headers_by_id[i].name for i in u["header_ids"]]
@@ -359,8 +362,8 @@ class Compiler:
             "ingress_global_timestamp", "egress_global_timestamp", "enq_timestamp",
             "deq_timedelta", "enq_qdepth", "deq_qdepth", "egress_rid")}
         self.sm_width = {f: w for f, w, _ in std.fields}
-        mcast = self.sm["mcast_grp"]
-        self._mcast_var = mcast
+        self._mcast_var = self.sm["mcast_grp"]
+        self._mcast_copied = False  # written from another field: checked per packet
 
     def field_ref(self, ref: list[str], ctx: Ctx) -> tuple[Header, str]:
         hname, fname = ref[0], ref[1]
@@ -450,7 +453,11 @@ class Compiler:
         if kind == "header_union":
             return Ex("", "union", name=v)
         if kind == "header_stack":
+            if v not in self.stacks:
+                raise KeyError(f"{ctx.where}: unknown header stack {v!r}")
             return Ex("", "stack", name=v)
+        if kind == "stack_field":
+            return self.access_field(self.last_of(v[0], ctx), v[1], ctx)
         if kind == "string":
             return Ex(repr(v), "string")
         if kind == "lookahead":
@@ -496,7 +503,53 @@ class Compiler:
         if ex.kind == "union":
             members = [self.headers[m].valid for m in self.unions[ex.name]]
             return "(" + " or ".join(members) + ")" if members else "False"
+        if ex.kind == "hdrsel":
+            return _chain([(c, self.headers[h].valid) for c, h in ex.cases or []], "False")
         raise self.unsupported(f"validity of a {ex.kind}", ctx.where)
+
+    # -- header stacks ---------------------------------------------------------------------------
+    def stack_element(self, stack: str, index: Ex, ctx: Ctx) -> Ex:
+        """stack[index]: a static header for a constant index, else a run-time choice."""
+        members = self.stacks[stack]
+        if index.const is not None:
+            i = int(index.const)
+            if not 0 <= i < len(members):
+                raise ValueError(f"{ctx.where}: {stack}[{i}] is out of bounds")
+            return Ex("", "header", name=members[i])
+        code = index.code if index.code.isidentifier() else f"({index.code})"
+        return Ex("", "hdrsel", cases=[(f"{code} == {i}", m) for i, m in enumerate(members)])
+
+    def last_of(self, stack: str, ctx: Ctx) -> Ex:
+        """stack.last: the element before `next`."""
+        if stack not in self.stacks:
+            raise self.unsupported(f"stack_field on {stack!r} (header union stacks)", ctx.where)
+        nxt = self.stack_next[stack]
+        return Ex("", "hdrsel", cases=[(f"{nxt} == {i + 1}", m)
+                                       for i, m in enumerate(self.stacks[stack])])
+
+    def access_field(self, hdr_ex: Ex, field: str | int, ctx: Ctx) -> Ex:
+        """A field of a header expression (static or chosen at run time), read."""
+        if hdr_ex.kind == "header":
+            hdr = self.headers[hdr_ex.name]
+            fname = hdr.fields[field][0] if isinstance(field, int) else field
+            return self.field_value([hdr.name, fname], ctx)
+        if hdr_ex.kind != "hdrsel":
+            raise self.unsupported(f"field access on a {hdr_ex.kind}", ctx.where)
+        alternatives = []
+        bits: int | None = 0
+        for cond, name in hdr_ex.cases or []:
+            ex = self.access_field(Ex("", "header", name=name), field, ctx)
+            alternatives.append((cond, ex.code))
+            bits = None if bits is None or ex.bits is None else max(bits, ex.bits)
+        return Ex(_chain(alternatives, "0"), bits=bits)
+
+    def header_choice(self, ex: Ex, ctx: Ctx) -> list[tuple[str | None, Header]]:
+        """(condition, header) alternatives of a header expression."""
+        if ex.kind == "header":
+            return [(None, self.headers[ex.name])]
+        if ex.kind == "hdrsel":
+            return [(c, self.headers[h]) for c, h in ex.cases or []]
+        raise self.unsupported(f"a {ex.kind} where a header is expected", ctx.where)
 
     def op(self, node: dict[str, Any], ctx: Ctx) -> Ex:
         op = node.get("op")
@@ -544,6 +597,12 @@ class Compiler:
             a, b = self.value(left, ctx), self.value(right, ctx)
             if a.kind == "bool" and b.kind == "bool":
                 return Ex(f"({a.code} if {c.code} else {b.code})", "bool")
+            if a.kind in ("header", "hdrsel") and b.kind in ("header", "hdrsel"):
+                cases = [(f"{c.code} and {x}" if x else c.code, h)
+                         for x, h in self._cases(a)]
+                cases += [(f"not {c.code} and {x}" if x else None, h)
+                          for x, h in self._cases(b)]
+                return Ex("", "hdrsel", cases=cases)
             a, b = self.data(left, ctx), self.data(right, ctx)
             bits = None if a.bits is None or b.bits is None else max(a.bits, b.bits)
             return Ex(f"({a.code} if {c.code} else {b.code})", bits=bits)
@@ -560,10 +619,19 @@ class Compiler:
                 return Ex(f"min(max({a.code}, 0), {top})", bits=width)
             hi, lo = (1 << (width - 1)) - 1, -(1 << (width - 1))
             return Ex(f"min(max({a.code}, {lo}), {hi})")
-        if op in ("dereference_header_stack", "dereference_stack", "dereference_union_stack",
-                  "last_stack_index", "size_stack", "access_field", "access_union_header",
-                  "==h", "!=h", "==u", "!=u"):
-            raise self.unsupported(f"expression op {op!r}", ctx.where)
+        if op in ("dereference_header_stack", "dereference_stack"):
+            stack = self.value(left, ctx)
+            if stack.kind != "stack":
+                raise self.unsupported(f"{op} of a {stack.kind}", ctx.where)
+            return self.stack_element(stack.name or "", self.data(right, ctx), ctx)
+        if op == "access_field":
+            return self.access_field(self.value(left, ctx), int(right), ctx)
+        if op in ("last_stack_index", "size_stack"):
+            stack = self.value(right, ctx)
+            if stack.kind != "stack":
+                raise self.unsupported(f"{op} of a {stack.kind}", ctx.where)
+            nxt = self.stack_next[stack.name or ""]
+            return Ex(f"({nxt} - 1)" if op == "last_stack_index" else nxt)
         raise self.unsupported(f"expression op {op!r}", ctx.where)
 
     def lookahead(self, offset: int, width: int) -> Ex:
@@ -578,20 +646,66 @@ class Compiler:
         return Ex(code, bits=width)
 
     # -- assignments -----------------------------------------------------------------------------
-    def lvalue(self, tv: Any, ctx: Ctx) -> tuple[str, int, bool]:
-        """(local, width, signed) of a field written by a primitive."""
-        if not isinstance(tv, dict) or tv.get("type") != "field":
-            kind = tv.get("type") if isinstance(tv, dict) else type(tv).__name__
+    def lvalue(self, tv: Any, ctx: Ctx) -> list[tuple[str | None, str, int, bool]]:
+        """(condition, local, width, signed) alternatives for a field a primitive writes:
+        one unconditional local for a plain field, one per element for stack[i].f."""
+        kind = tv.get("type") if isinstance(tv, dict) else type(tv).__name__
+        if kind == "expression" or kind == "stack_field":
+            inner = tv["value"]
+            if kind == "stack_field":
+                hdr_ex, field = self.last_of(inner[0], ctx), inner[1]
+            else:
+                node = inner.get("value", inner) if "op" not in inner else inner
+                if node.get("op") != "access_field":
+                    raise self.unsupported("assignment to an expression", ctx.where)
+                hdr_ex, field = self.value(node["left"], ctx), int(node["right"])
+            result = []
+            for cond, hdr in self.header_choice(hdr_ex, ctx):
+                fname = hdr.fields[field][0] if isinstance(field, int) else field
+                width, signed = self.field_info(hdr, fname)
+                result.append((cond, hdr.vars[fname], width, signed))
+            return result
+        if kind != "field":
             raise self.unsupported(f"assignment to a {kind!r} operand", ctx.where)
         hdr, fname = self.field_ref(tv["value"], ctx)
         if fname == "$valid$":
             raise ValueError(f"{ctx.where}: $valid$ is read-only")
-        var = hdr.vars[fname]
-        if var == self._mcast_var:
-            raise self.unsupported("multicast (assignment to standard_metadata.mcast_grp)",
-                                   ctx.where)
         width, signed = self.field_info(hdr, fname)
-        return var, width, signed
+        return [(None, hdr.vars[fname], width, signed)]
+
+    def store(self, tv: Any, src: Ex, ctx: Ctx, out: Out, ind: int) -> None:
+        """Emit `field := src`, truncated to the field (for each possible target)."""
+        targets = self.lvalue(tv, ctx)
+        for _, var, _, _ in targets:
+            if var == self._mcast_var:
+                self._check_mcast_source(src, ctx)
+        if len(targets) == 1 and targets[0][0] is None:
+            _, var, width, signed = targets[0]
+            out(ind, f"{var} = {self.fit(src, width, signed)}")
+            return
+        value = Ex(self.tmp(), src.kind, src.bits)
+        out(ind, f"{value.code} = {src.code}")
+        for i, (cond, var, width, signed) in enumerate(targets):
+            out(ind, f"{'if' if i == 0 else 'elif'} {cond}:" if cond else "else:")
+            out(ind + 1, f"{var} = {self.fit(value, width, signed)}")
+
+    def _check_mcast_source(self, src: Ex, ctx: Ctx) -> None:
+        """Multicast needs a packet replication engine, which this target has not. A zero
+        (mark_to_drop) is fine; a copy of another field (p4c copies standard_metadata
+        through inout action parameters) is checked per packet; anything else is refused."""
+        if src.const is not None and int(src.const) == 0:
+            return
+        if src.const is None and src.code.isidentifier():
+            self._mcast_copied = True
+            return
+        raise self.unsupported("multicast (assignment to standard_metadata.mcast_grp)",
+                               ctx.where)
+
+    @staticmethod
+    def _cases(ex: Ex) -> list[tuple[str | None, str]]:
+        if ex.kind == "header":
+            return [(None, ex.name or "")]
+        return list(ex.cases or [])
 
     def fit(self, ex: Ex, width: int, signed: bool) -> str:
         """Source of `ex` truncated to a field of `width` bits (two's complement if signed)."""
@@ -655,23 +769,30 @@ class Compiler:
             if isinstance(dst, dict) and dst.get("type") in ("header", "header_union"):
                 self._assign_header_like(dst, params[1], ctx, out, ind)
                 return
-            var, width, signed = self.lvalue(dst, ctx)
-            src = self.data(params[1], ctx)
-            out(ind, f"{var} = {self.fit(src, width, signed)}")
+            self.store(dst, self.data(params[1], ctx), ctx, out, ind)
         elif op in ("assign_header", "copy_header", "assign_union"):
             self._assign_header_like(params[0], params[1], ctx, out, ind)
         elif op == "add_header":
-            hdr = self._header_param(params[0], ctx)
-            out(ind, f"if not {hdr.valid}:")
-            for fname, _, _ in hdr.fields:
-                out(ind + 1, f"{hdr.vars[fname]} = 0")
-            self._mark_valid(hdr, out, ind + 1)
-            out(ind + 1, f"plen += {hdr.nbytes}")
+            for hdr, inner in self._each_header(params[0], ctx, out, ind):
+                out(inner, f"if not {hdr.valid}:")
+                for fname, _, _ in hdr.fields:
+                    out(inner + 1, f"{hdr.vars[fname]} = 0")
+                self._mark_valid(hdr, out, inner + 1)
+                out(inner + 1, f"plen += {hdr.nbytes}")
         elif op == "remove_header":
-            hdr = self._header_param(params[0], ctx)
-            out(ind, f"if {hdr.valid}:")
-            out(ind + 1, f"{hdr.valid} = False")
-            out(ind + 1, f"plen -= {hdr.nbytes}")
+            for hdr, inner in self._each_header(params[0], ctx, out, ind):
+                out(inner, f"if {hdr.valid}:")
+                out(inner + 1, f"{hdr.valid} = False")
+                out(inner + 1, f"plen -= {hdr.nbytes}")
+        elif op in ("push", "pop"):
+            self._push_pop(op, params, ctx, out, ind)
+        elif op == "assign_header_stack":
+            dst, src = (self._named(x, "header_stack", self.stacks, ctx) for x in params[:2])
+            if len(self.stacks[dst]) != len(self.stacks[src]):
+                raise ValueError(f"{where}: stacks {dst} and {src} differ in size")
+            for d, s_ in zip(self.stacks[dst], self.stacks[src], strict=True):
+                self._copy_header(self.headers[d], self.headers[s_], out, ind)
+            out(ind, f"{self.stack_next[dst]} = {self.stack_next[src]}")
         elif op in ("mark_to_drop", "drop"):
             out(ind, f"{self.sm['egress_spec']} = {DROP_PORT}")
             if self._mcast_var is not None:
@@ -682,21 +803,19 @@ class Compiler:
         elif op == "no_op":
             out(ind, "pass")
         elif op == "register_read":
-            var, width, signed = self.lvalue(params[0], ctx)
             reg = self._named(params[1], "register_array", self.register_specs, ctx)
             spec = self.register_specs[reg]
             cells = self.register_vars[reg]
             idx = self.data(params[2], ctx)
-            src = Ex(f"{cells}[{idx.code}]", bits=spec.bitwidth)
             if idx.const is not None:
                 if 0 <= idx.const < spec.size:
-                    out(ind, f"{var} = {self.fit(src, width, signed)}")
+                    src = Ex(f"{cells}[{idx.const}]", bits=spec.bitwidth)
+                    self.store(params[0], src, ctx, out, ind)
                 return
             i = self.tmp()
             out(ind, f"{i} = {idx.code}")
             out(ind, f"if {i} < {spec.size}:")
-            cell = Ex(f"{cells}[{i}]", bits=spec.bitwidth)
-            out(ind + 1, f"{var} = {self.fit(cell, width, signed)}")
+            self.store(params[0], Ex(f"{cells}[{i}]", bits=spec.bitwidth), ctx, out, ind + 1)
         elif op == "register_write":
             reg = self._named(params[0], "register_array", self.register_specs, ctx)
             spec = self.register_specs[reg]
@@ -728,23 +847,21 @@ class Compiler:
             out(ind + 1, f"{packets}[{i}] += 1")
             out(ind + 1, f"{nbytes}[{i}] += ilen")
         elif op == "modify_field_with_hash_based_offset":
-            var, width, signed = self.lvalue(params[0], ctx)
             base = self.data(params[1], ctx)
             calc = self._named(params[2], "calculation", self._calculations, ctx)
             size = self.data(params[3], ctx)
             h = self.calculation(calc, ctx, out, ind)
             s = self.tmp()
             out(ind, f"{s} = {size.code} or 1")
-            out(ind, f"{var} = {self.fit(Ex(f'({h} % {s} + {base.code})'), width, signed)}")
+            self.store(params[0], Ex(f"({h} % {s} + {base.code})"), ctx, out, ind)
         elif op == "modify_field_rng_uniform":
-            var, width, signed = self.lvalue(params[0], ctx)
             lo, hi = self.data(params[1], ctx), self.data(params[2], ctx)
             a, b = self.tmp(), self.tmp()
             rand = self.const("_randint", random.randint)
             out(ind, f"{a} = {lo.code}")
             out(ind, f"{b} = {hi.code}")
             out(ind, f"if {a} <= {b}:")
-            out(ind + 1, f"{var} = {self.fit(Ex(f'{rand}({a}, {b})'), width, signed)}")
+            self.store(params[0], Ex(f"{rand}({a}, {b})"), ctx, out, ind + 1)
         elif op == "truncate":
             n = self.data(params[0], ctx)
             out(ind, f"trunc = {n.code}")
@@ -772,20 +889,30 @@ class Compiler:
             raise ValueError(f"{ctx.where}: expected a known {kind}, got {tv!r}")
         return name
 
-    def _header_param(self, tv: Any, ctx: Ctx) -> Header:
-        if not isinstance(tv, dict) or tv.get("type") != "header":
-            kind = tv.get("type") if isinstance(tv, dict) else tv
-            if kind == "stack_field" or kind == "header_stack" or kind == "expression":
-                raise self.unsupported(f"header operand of type {kind!r} (dynamic header"
-                                       " stack access)", ctx.where)
-            raise ValueError(f"{ctx.where}: expected a header, got {tv!r}")
-        name = tv["value"]
-        if name not in self.headers:
-            raise KeyError(f"{ctx.where}: unknown header {name!r}")
-        hdr = self.headers[name]
-        if hdr.metadata:
-            raise ValueError(f"{ctx.where}: {name} is metadata, not a header")
-        return hdr
+    def _header_alternatives(self, tv: Any, ctx: Ctx) -> list[tuple[str | None, Header]]:
+        """A header operand: one header, or (condition, header) chosen at run time."""
+        kind = tv.get("type") if isinstance(tv, dict) else None
+        if kind == "header":
+            name = tv["value"]
+            if name not in self.headers:
+                raise KeyError(f"{ctx.where}: unknown header {name!r}")
+            alternatives = [(None, self.headers[name])]
+        elif kind == "expression":
+            alternatives = self.header_choice(self.value(tv, ctx), ctx)
+        else:
+            raise self.unsupported(f"header operand of type {kind!r}", ctx.where)
+        for _, hdr in alternatives:
+            if hdr.metadata:
+                raise ValueError(f"{ctx.where}: {hdr.name} is metadata, not a header")
+        return alternatives
+
+    def _each_header(self, tv: Any, ctx: Ctx, out: Out, ind: int) -> list[tuple[Header, int]]:
+        """Emit the branches of a header operand; returns (header, indentation) to fill in,
+        in order (the caller emits each branch's body right after getting it)."""
+        alternatives = self._header_alternatives(tv, ctx)
+        if len(alternatives) == 1 and alternatives[0][0] is None:
+            return [(alternatives[0][1], ind)]
+        return _Branches(alternatives, out, ind)  # type: ignore[return-value]
 
     def _mark_valid(self, hdr: Header, out: Out, ind: int) -> None:
         out(ind, f"{hdr.valid} = True")
@@ -801,12 +928,35 @@ class Compiler:
             for d, s in zip(dst_members, src_members, strict=True):
                 self._copy_header(self.headers[d], self.headers[s], out, ind)
             return
-        dst = self._header_param(dst_tv, ctx)
-        src = self._header_param(src_tv, ctx)
-        if dst.type_name != src.type_name:
-            raise ValueError(f"{ctx.where}: assign_header between {dst.type_name} and"
-                             f" {src.type_name}")
-        self._copy_header(dst, src, out, ind)
+        for dst, inner in self._each_header(dst_tv, ctx, out, ind):
+            for src, inner2 in self._each_header(src_tv, ctx, out, inner):
+                if dst.type_name != src.type_name:
+                    raise ValueError(f"{ctx.where}: assign_header between {dst.type_name}"
+                                     f" and {src.type_name}")
+                self._copy_header(dst, src, out, inner2)
+
+    def _push_pop(self, op: str, params: list[Any], ctx: Ctx, out: Out, ind: int) -> None:
+        """push_front/pop_front(count) on a header stack, as BMv2's HeaderStack."""
+        stack = self._named(params[0], "header_stack", self.stacks, ctx)
+        count = self.data(params[1], ctx)
+        if count.const is None:
+            raise self.unsupported(f"{op} with a non-constant count", ctx.where)
+        n = int(count.const)
+        members = [self.headers[m] for m in self.stacks[stack]]
+        depth = len(members)
+        nxt = self.stack_next[stack]
+        if op == "push":
+            for i in range(depth - 1, n - 1, -1):
+                self._copy_header(members[i], members[i - n], out, ind)
+            for i in range(min(n, depth)):
+                out(ind, f"{members[i].valid} = False")
+            out(ind, f"{nxt} = min({nxt} + {n}, {depth})")
+        else:
+            for i in range(depth - n):
+                self._copy_header(members[i], members[i + n], out, ind)
+            for i in range(max(depth - n, 0), depth):
+                out(ind, f"{members[i].valid} = False")
+            out(ind, f"{nxt} = max({nxt} - {n}, 0)")
 
     def _copy_header(self, dst: Header, src: Header, out: Out, ind: int) -> None:
         out(ind, f"if {src.valid}:")
@@ -1003,12 +1153,14 @@ class Compiler:
             if len(e["match_key"]) != len(state.layout):
                 raise ValueError(f"table {state.name}: a const entry with"
                                  f" {len(e['match_key'])} key fields")
-            for mk in e["match_key"]:
+            for mk, lay in zip(e["match_key"], state.layout, strict=True):
                 kind = mk["match_type"]
                 if kind == "exact":
                     keys.append(MatchKey("exact", _hex(mk["key"])))
                 elif kind == "lpm":
-                    keys.append(MatchKey("lpm", _hex(mk["key"]), int(mk["prefix_length"])))
+                    plen = int(mk["prefix_length"])
+                    full = (1 << lay.bitwidth) - 1
+                    keys.append(MatchKey("lpm", _hex(mk["key"]) & (full ^ (full >> plen)), plen))
                 elif kind == "ternary":
                     keys.append(MatchKey("ternary", _hex(mk["key"]) & _hex(mk["mask"]),
                                          _hex(mk["mask"])))
@@ -1042,6 +1194,11 @@ class Compiler:
         self._set_sm(body, 1, "checksum_error", "cerr")
         self._emit_pipeline("ingress", body, 1)
         sm = self.sm
+        if self._mcast_copied:
+            refuse = self.const("_refuse_multicast", _refuse_multicast)
+            body(1, f"if {sm['mcast_grp']}:")
+            body(2, f"{refuse}({sm['mcast_grp']})")
+            body(2, "return []")
         body(1, f"if {sm['egress_spec']} == {DROP_PORT}:")
         body(2, "return []")
         body(1, f"port = {sm['egress_spec']}")
@@ -1072,6 +1229,8 @@ class Compiler:
         for i in range(0, len(valid_vars), 32):
             out(1, " = ".join(valid_vars[i:i + 32]) + " = False")
         out(1, "pos = perr = cerr = 0")
+        if self.stack_next:
+            out(1, " = ".join(self.stack_next.values()) + " = 0")
         out(1, "trunc = -1")
         width = self.sm_width.get("ingress_port", 9)
         self._set_sm(out, 1, "ingress_port", f"ingress_port & {(1 << width) - 1}")
@@ -1125,20 +1284,22 @@ class Compiler:
             params = op.get("parameters") or []
             if kind == "extract":
                 target = params[0]
+                if target.get("type") == "stack":
+                    ind = self._extract_next(target["value"], ctx, out, ind)
+                    continue
                 if target.get("type") != "regular":
-                    raise self.unsupported(f"parser extract of type {target.get('type')!r}"
-                                           " (header stack/union stack .next)", where)
+                    raise self.unsupported(f"parser extract of type {target.get('type')!r}",
+                                           where)
                 hdr = self.headers[target["value"]]
                 if hdr.metadata:
                     raise ValueError(f"{where}: cannot extract metadata {hdr.name}")
                 ind = self._extract(hdr, out, ind)
             elif kind == "set":
-                var, width, signed = self.lvalue(params[0], ctx)
                 src = params[1]
                 if isinstance(src, dict) and src.get("type") == "lookahead":
                     offset, bw = int(src["value"][0]), int(src["value"][1])
                     ind = self._need(offset + bw, out, ind)
-                out(ind, f"{var} = {self.fit(self.data(src, ctx), width, signed)}")
+                self.store(params[0], self.data(src, ctx), ctx, out, ind)
             elif kind == "verify":
                 cond = self.boolean(params[0], ctx)
                 err = self.data(params[1], ctx)
@@ -1180,9 +1341,32 @@ class Compiler:
         out(ind, "else:")
         return ind + 1
 
-    def _extract(self, hdr: Header, out: Out, ind: int) -> int:
+    def _extract_next(self, stack: str, ctx: Ctx, out: Out, ind: int) -> int:
+        """extract(stack.next): StackOutOfBounds when full, else into stack[next]."""
+        if stack not in self.stacks:
+            raise KeyError(f"{ctx.where}: unknown header stack {stack!r}")
+        members = [self.headers[m] for m in self.stacks[stack]]
+        nxt = self.stack_next[stack]
+        nbytes = members[0].nbytes if members else 0
+        out(ind, f"if {nxt} >= {len(members)}:")
+        out(ind + 1, f"perr = {self.errors['StackOutOfBounds']}")
+        out(ind + 1, "st = -1")
+        out(ind, f"elif pos + {nbytes} > flen:")
+        out(ind + 1, f"perr = {self.errors['PacketTooShort']}")
+        out(ind + 1, "st = -1")
+        out(ind, "else:")
+        for i, hdr in enumerate(members):
+            out(ind + 1, f"{'if' if i == 0 else 'elif'} {nxt} == {i}:")
+            self._extract(hdr, out, ind + 2, check=False)
+        out(ind + 1, f"{nxt} += 1")
+        out(ind + 1, f"pos += {nbytes}")
+        return ind + 1
+
+    def _extract(self, hdr: Header, out: Out, ind: int, check: bool = True) -> int:
+        """Extract `hdr` at `pos`; with `check`, first PacketTooShort and advance `pos`."""
         lay = self.layout(hdr)
-        ind = self._need(hdr.nbits, out, ind)
+        if check:
+            ind = self._need(hdr.nbits, out, ind)
         if not hdr.fields:
             self._mark_valid(hdr, out, ind)
             return ind
@@ -1224,7 +1408,8 @@ class Compiler:
         for line in after:
             out(ind, line)
         self._mark_valid(hdr, out, ind)
-        out(ind, f"pos += {hdr.nbytes}")
+        if check:
+            out(ind, f"pos += {hdr.nbytes}")
         return ind
 
     def _transition(self, state: dict[str, Any], ids: dict[str, int], ctx: Ctx, out: Out,
@@ -1260,6 +1445,13 @@ class Compiler:
                 offset, width = int(v[0]), int(v[1])
                 need = max(need, offset + width)
                 code = self.lookahead(offset, width).code
+            elif kind == "stack_field":
+                last = self.last_of(v[0], ctx)
+                _, first = self.header_choice(last, ctx)[0]
+                width, signed = self.field_info(first, v[1])
+                code = self.access_field(last, v[1], ctx).code
+                if signed:
+                    code = f"({code} & {(1 << width) - 1})"
             else:
                 raise self.unsupported(f"parser transition key of type {kind!r}", ctx.where)
             parts.append((code, (width + 7) // 8 * 8))
@@ -1705,3 +1897,40 @@ def _div(a: int, b: int) -> int:
 
 def _mod(a: int, b: int) -> int:
     return a % b if b else 0
+
+
+def _chain(alternatives: list[tuple[str | None, str]], default: str) -> str:
+    """A conditional expression choosing among (condition, code) alternatives."""
+    code = default
+    for cond, value in reversed(alternatives):
+        code = value if cond is None else f"({value} if {cond} else {code})"
+    return code
+
+
+class _Branches:
+    """Iterating emits `if cond:` / `elif cond:` / `else:` and yields (header, indent)
+    for the caller to fill in the body of each branch."""
+
+    def __init__(self, alternatives: list[tuple[str | None, Any]], out: Out, ind: int) -> None:
+        self.alternatives = alternatives
+        self.out = out
+        self.ind = ind
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for i, (cond, hdr) in enumerate(self.alternatives):
+            if cond is None:
+                self.out(self.ind, "else:")
+            else:
+                self.out(self.ind, f"{'if' if i == 0 else 'elif'} {cond}:")
+            yield hdr, self.ind + 1
+
+
+_multicast_logged = False
+
+
+def _refuse_multicast(group: int) -> None:
+    global _multicast_logged
+    if not _multicast_logged:
+        log.error("multicast group %d requested: the built-in target has no packet"
+                  " replication engine; such packets are dropped", group)
+        _multicast_logged = True
