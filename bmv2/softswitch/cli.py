@@ -1,44 +1,136 @@
-"""`mp-switch`: the built-in software target, started like `simple_switch_grpc`."""
+"""`mp-switch`: the built-in software target, started like `simple_switch_grpc`.
+
+    mp-switch [options] (JSON | --no-p4) -- [--grpc-server-addr A] [--cpu-port N]
+              [--priority-queues N]
+
+Options before `--` are BMv2's general options, after it simple_switch_grpc's
+target options, so `bmv2.launcher` builds one command line for both targets.
+Extensions of this target (BMv2 has no equivalent): --queue-depth and
+--port-rate PORT=BPS (a port-level shaper; see bmv2/softswitch/ports.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
+from pathlib import Path
+
+LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
+              "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
+              "off": logging.CRITICAL + 10}
+
+
+def _port_binding(text: str) -> tuple[int, str]:
+    number, sep, ifname = text.partition("@")
+    if not sep or not ifname or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"expected PORT@IFNAME, got {text!r}")
+    return int(number), ifname
+
+
+def _port_rate(text: str) -> tuple[int, int]:
+    number, sep, rate = text.partition("=")
+    if not sep or not number.isdigit() or not rate.isdigit() or int(rate) <= 0:
+        raise argparse.ArgumentTypeError(f"expected PORT=BITS_PER_SECOND, got {text!r}")
+    return int(number), int(rate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line, flag for flag the one of BMv2's simple_switch_grpc."""
+    """The general options (before `--`), flag for flag those of BMv2."""
     parser = argparse.ArgumentParser(
         prog="mp-switch",
+        usage="mp-switch [options] (JSON | --no-p4) -- [target options]",
         description=(
             "Built-in software P4 target. Runs a BMv2 JSON compiled by p4c (v1model), "
             "attaches to interfaces with AF_PACKET and serves P4Runtime, taking the same "
-            "flags as BMv2's simple_switch_grpc so one launcher starts either target."
-        ),
-        epilog="example: mp-switch -i 1@veth1 -i 2@veth2 --priority-queues 8 "
-        "--grpc-server-addr 127.0.0.1:9559 --no-p4",
+            "flags as BMv2's simple_switch_grpc so one launcher starts either target."),
+        epilog=("target options (after --): --grpc-server-addr HOST:PORT (default "
+                "0.0.0.0:9559), --cpu-port N, --priority-queues N (1-8, default 1). "
+                "example: mp-switch -i 1@veth1 -i 2@veth2 --no-p4 -- "
+                "--grpc-server-addr 127.0.0.1:9559 --priority-queues 8"),
     )
-    parser.add_argument("json", nargs="?", help="BMv2 JSON to load at start (or use --no-p4)")
-    parser.add_argument("-i", "--interface", action="append", default=[], metavar="PORT@IFNAME",
-                        help="attach switch port PORT to interface IFNAME (repeatable)")
+    parser.add_argument("json", nargs="?", help="BMv2 JSON to load at start (or --no-p4)")
+    parser.add_argument("-i", "--interface", action="append", default=[], type=_port_binding,
+                        metavar="PORT@IFNAME", help="attach port PORT to IFNAME (repeatable)")
     parser.add_argument("--no-p4", action="store_true",
                         help="start without a program; wait for SetForwardingPipelineConfig")
-    parser.add_argument("--device-id", type=int, default=0, help="P4Runtime device id (default 0)")
-    parser.add_argument("--grpc-server-addr", default="0.0.0.0:9559",
-                        help="P4Runtime listen address (default 0.0.0.0:9559)")
-    parser.add_argument("--cpu-port", type=int, default=None,
-                        help="port number used for PacketIn/PacketOut")
-    parser.add_argument("--priority-queues", type=int, default=1,
-                        help="strict-priority egress queues per port (default 1, max 8)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["trace", "debug", "info", "warn", "error", "off"])
+    parser.add_argument("--device-id", type=int, default=0, help="P4Runtime device id (0)")
+    parser.add_argument("-L", "--log-level", default="info", choices=list(LOG_LEVELS))
+    parser.add_argument("--log-file", help="log to this file instead of stderr")
+    parser.add_argument("--log-console", action="store_true", help="log to stderr (default)")
+    parser.add_argument("--queue-depth", type=int, default=64,
+                        help="packets per priority queue (default 64, as BMv2)")
+    parser.add_argument("--port-rate", action="append", default=[], type=_port_rate,
+                        metavar="PORT=BPS", help="shape PORT to BPS bits/s (repeatable)")
     return parser
 
 
+def build_target_parser() -> argparse.ArgumentParser:
+    """simple_switch_grpc's target options (after `--`)."""
+    parser = argparse.ArgumentParser(prog="mp-switch -- ", add_help=False)
+    parser.add_argument("--grpc-server-addr", default="0.0.0.0:9559")
+    parser.add_argument("--cpu-port", type=int, default=None)
+    parser.add_argument("--priority-queues", type=int, default=1)
+    return parser
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
+    parser = build_parser()
+    if "--" in argv:
+        cut = argv.index("--")
+        general, target = argv[:cut], argv[cut + 1:]
+    else:
+        general, target = argv, []
+    args = parser.parse_args(general)
+    try:
+        targs = build_target_parser().parse_args(target)
+    except SystemExit:
+        parser.error(f"bad target options after --: {' '.join(target)}")
+    if bool(args.json) == args.no_p4:
+        parser.error("give a BMv2 JSON or --no-p4 (one of them)")
+    if not 1 <= targs.priority_queues <= 8:
+        parser.error("--priority-queues must be between 1 and 8")
+    if args.queue_depth < 1:
+        parser.error("--queue-depth must be >= 1")
+    ports = dict(args.interface)
+    if len(ports) != len(args.interface):
+        parser.error("a port number is given twice")
+    unknown = [p for p, _ in args.port_rate if p not in ports]
+    if unknown:
+        parser.error(f"--port-rate for ports that are not attached: {unknown}")
+    if args.json and not Path(args.json).is_file():
+        parser.error(f"no such file: {args.json}")
+    return args, targs
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("mp-switch: the software target is not implemented yet (issue 4)", file=sys.stderr)
-    return 2
+    args, targs = parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=LOG_LEVELS[args.log_level], filename=args.log_file,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from bmv2.softswitch.switch import SoftSwitch
+
+    switch = SoftSwitch(device_id=args.device_id, ports=dict(args.interface),
+                        cpu_port=targs.cpu_port, priority_queues=targs.priority_queues,
+                        queue_depth=args.queue_depth, rates=dict(args.port_rate))
+    try:
+        if args.json:
+            switch.load_json(Path(args.json).read_bytes())
+        switch.start(targs.grpc_server_addr)
+    except OSError as exc:
+        print(f"mp-switch: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("mp-switch").info(
+        "serving P4Runtime on %s; ports %s", targs.grpc_server_addr,
+        ", ".join(f"{n}@{i}" for n, i in sorted(dict(args.interface).items())) or "none")
+    stop.wait()
+    switch.stop()
+    return 0
 
 
 if __name__ == "__main__":

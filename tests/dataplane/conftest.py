@@ -38,9 +38,16 @@ def _skip_reason(target: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def target() -> str:
-    chosen = launcher.selected_target()
+def targets_to_test() -> list[str]:
+    """MP_TARGET if set; else every target this machine has (the built-in one always)."""
+    if os.environ.get("MP_TARGET"):
+        return [launcher.selected_target()]
+    return ["soft"] + (["bmv2"] if toolchain.find("simple_switch_grpc") else [])
+
+
+@pytest.fixture(scope="session", params=targets_to_test())
+def target(request: pytest.FixtureRequest) -> str:
+    chosen = request.param
     reason = _skip_reason(chosen)
     if reason:
         pytest.skip(reason)
@@ -49,7 +56,8 @@ def target() -> str:
 
 @pytest.fixture(scope="session")
 def ports(target: str) -> Iterator[VethPorts]:
-    veths = VethPorts(NUM_PORTS, prefix=f"mp{os.getpid() % 100000}p")  # unique per run
+    # unique per run and target: two runs, or two targets, never share interfaces
+    veths = VethPorts(NUM_PORTS, prefix=f"mp{os.getpid() % 100000}{target[0]}")
     veths.create()
     try:
         yield veths
