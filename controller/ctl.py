@@ -1,9 +1,24 @@
-"""`mp-ctl`: the operator CLI for flows, ranks, scheduling mode and statistics."""
+"""`mp-ctl`: the operator CLI for flows, ranks, scheduling mode, statistics and tables.
+
+It talks to the controller's northbound API with a token (`--token` or $MP_CTL_TOKEN);
+readable tables by default, `--json` for scripts; a one-line error and exit code
+1 (refused or unreachable) or 2 (bad arguments) otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from controller.proto import northbound_pb2 as nb
+from controller.proto import northbound_pb2_grpc as nb_grpc
+from hostagent.netaddr import parse_host_port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -11,21 +26,157 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mp-ctl",
         description="Operator CLI of the MASQUE/PIFO controller: fast-path flows, stream ranks, "
         "the switch's scheduling mode, counters and tables.",
-    )
+        epilog="examples: mp-ctl flow add --client 10.0.1.10:50000 --target 10.0.3.10:443; "
+        "mp-ctl rank set --src 10.0.1.10 --dst 10.0.3.10 --dscp 10 --priority 1; "
+        "mp-ctl sched set sppifo; mp-ctl stats --json")
+    parser.add_argument("--controller", default=os.environ.get("MP_CTL_CONTROLLER",
+                                                               "127.0.0.1:50060"),
+                        help="northbound API address (default 127.0.0.1:50060, "
+                        "$MP_CTL_CONTROLLER)")
+    parser.add_argument("--token", default=os.environ.get("MP_CTL_TOKEN", ""),
+                        help="client token (default $MP_CTL_TOKEN)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("flow", help="add, delete or list fast-path flows")
-    sub.add_parser("rank", help="set, delete or list per-stream ranks")
-    sub.add_parser("sched", help="set the scheduling mode: fifo | strict | sppifo")
+
+    flow = sub.add_parser("flow", help="add, delete or list fast-path flows")
+    fsub = flow.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = fsub.add_parser("add", help="open a fast-path flow")
+    add.add_argument("--client", required=True, metavar="ADDR:PORT",
+                     help="client address and UDP source port")
+    add.add_argument("--target", required=True, metavar="ADDR:PORT")
+    delete = fsub.add_parser("del", help="close a flow")
+    delete.add_argument("flow_id", type=int)
+    fsub.add_parser("list", help="list flows")
+
+    rank = sub.add_parser("rank", help="set, delete or list per-stream ranks")
+    rsub = rank.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rset = rsub.add_parser("set", help="rank a stream (flow_rank entry)")
+    rdel = rsub.add_parser("del", help="remove a stream's rank")
+    for p in (rset, rdel):
+        p.add_argument("--src", required=True, help="source IPv4")
+        p.add_argument("--dst", required=True, help="destination IPv4")
+        p.add_argument("--sport", type=int, default=0, help="source port (0: any)")
+        p.add_argument("--dport", type=int, default=0, help="destination port (0: any)")
+        p.add_argument("--dscp", type=int, default=-1, help="DSCP tag (-1: any)")
+    urgency = rset.add_mutually_exclusive_group(required=True)
+    urgency.add_argument("--priority", type=int, help="level, 0 most urgent (rank = 1024 x p)")
+    urgency.add_argument("--deadline-ms", type=int, help="rank = deadline in ms")
+    urgency.add_argument("--class", dest="traffic_class", help="a class of the config")
+    rsub.add_parser("list", help="list stream ranks")
+
+    sched = sub.add_parser("sched", help="set the scheduling mode")
+    ssub = sched.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sset = ssub.add_parser("set", help="fifo | strict | sppifo")
+    sset.add_argument("mode", choices=["fifo", "strict", "sppifo"])
+
     sub.add_parser("stats", help="flow and queue counters, SP-PIFO bounds, drops by reason")
-    sub.add_parser("table", help="dump a P4 table")
+    table = sub.add_parser("table", help="dump a P4 table")
+    tsub = table.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dump = tsub.add_parser("dump", help="every entry of table NAME")
+    dump.add_argument("name", help="e.g. fastpath_decap, flow_rank, ipv4_lpm")
     return parser
 
 
+def _addr_port(parser: argparse.ArgumentParser, text: str, what: str) -> tuple[str, int]:
+    try:
+        return parse_host_port(text)
+    except ValueError as exc:
+        parser.error(f"{what}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
+        stub: nb_grpc.ControllerStub) -> tuple[Any, str]:
+    """(message for --json, text for people) of one command."""
+    meta = (("authorization", f"Bearer {args.token}"),)
+    kw = {"metadata": meta, "timeout": args.timeout}
+    if args.command == "flow":
+        if args.action == "add":
+            caddr, cport = _addr_port(parser, args.client, "--client")
+            taddr, tport = _addr_port(parser, args.target, "--target")
+            f = stub.OpenFlow(nb.OpenFlowRequest(client_addr=caddr, client_port=cport,
+                                                 target_addr=taddr, target_port=tport), **kw)
+            return f, (f"flow {f.flow_id}: shims from {f.client_addr}:{f.client_port} to "
+                       f"{f.fastpath_addr}:{f.fastpath_port}; target sees "
+                       f"proxy port {f.proxy_port}")
+        if args.action == "del":
+            stub.CloseFlow(nb.FlowRef(flow_id=args.flow_id), **kw)
+            return nb.Empty(), f"flow {args.flow_id} closed"
+        flows = stub.ListFlows(nb.Empty(), **kw)
+        return flows, _table([[f.flow_id, f.client, f"{f.client_addr}:{f.client_port}",
+                               f"{f.target_addr}:{f.target_port}", f.proxy_port]
+                              for f in flows.flows],
+                             ["flow", "client", "client", "target", "proxy port"])
+    if args.command == "rank":
+        if args.action == "list":
+            streams = stub.ListStreams(nb.Empty(), **kw)
+            return streams, _table([[s.client, s.key.src_addr, s.key.dst_addr,
+                                     s.key.src_port or "*", s.key.dst_port or "*",
+                                     "*" if s.key.dscp < 0 else s.key.dscp, s.rank]
+                                    for s in streams.streams],
+                                   ["client", "src", "dst", "sport", "dport", "dscp", "rank"])
+        key = nb.StreamKey(src_addr=args.src, dst_addr=args.dst, src_port=args.sport,
+                           dst_port=args.dport, dscp=args.dscp)
+        if args.action == "del":
+            stub.RemoveStream(key, **kw)
+            return nb.Empty(), "rank removed"
+        request = nb.Stream(key=key)
+        if args.priority is not None:
+            request.priority = args.priority
+        elif args.deadline_ms is not None:
+            request.deadline_ms = args.deadline_ms
+        else:
+            request.traffic_class = args.traffic_class
+        s = stub.RegisterStream(request, **kw)
+        return s, f"rank {s.rank}" + (" (raised to the class cap)" if s.clamped else "")
+    if args.command == "sched":
+        stub.SetSchedMode(nb.SchedMode(mode=args.mode), **kw)
+        return nb.Empty(), f"scheduling mode: {args.mode}"
+    if args.command == "table":
+        dump = stub.DumpTable(nb.TableRef(name=args.name), **kw)
+        return dump, "\n".join(e.text for e in dump.entries) or f"{args.name}: no entries"
+    stats = stub.GetStats(nb.Empty(), **kw)
+    parts = []
+    for sw in stats.switches:
+        parts.append(f"switch {sw.switch}: {'connected' if sw.connected else 'NOT connected'}, "
+                     f"mode {sw.sched_mode}, last restore {sw.last_restore_seconds:.3f} s")
+        parts.append(_table([[c.name, c.index, c.label, c.packets, c.bytes]
+                             for c in sw.counters], ["counter", "index", "what", "packets",
+                                                     "bytes"]))
+        parts.append("SP-PIFO bounds: " + (" ".join(map(str, sw.sppifo_bounds))
+                                           or sw.note or "-"))
+    return stats, "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("mp-ctl: not implemented yet (issue 5)", file=sys.stderr)
-    return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("a token is needed: --token T or $MP_CTL_TOKEN")
+    with grpc.insecure_channel(args.controller) as channel:
+        try:
+            message, text = run(args, parser, nb_grpc.ControllerStub(channel))
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            detail = exc.details()  # type: ignore[attr-defined]
+            if code == grpc.StatusCode.UNAVAILABLE:
+                detail = f"controller at {args.controller} is not reachable"
+            print(f"mp-ctl: {code.name.lower()}: {detail}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=1))
+    else:
+        print(text)
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
 import sys
+from pathlib import Path
+
+from controller import config as config_mod
+from controller.intent import IntentStore
+from controller.northbound import serve
+from controller.service import ControllerService
+
+log = logging.getLogger("mp-controller")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
             "switch restarts, and serves the northbound API that end-host agents use to "
             "open fast-path flows and register stream priorities."
         ),
+        epilog="see README.md, 'Controller', for the config format",
     )
     parser.add_argument("--config", required=True, metavar="FILE",
                         help="controller config (TOML)")
@@ -23,10 +35,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def run(config: config_mod.ControllerConfig, stop: asyncio.Event) -> None:
+    store = IntentStore(config.state, config.fastpath.proxy_ports)
+    service = ControllerService(config, store)
+    server = await serve(service, config.northbound)
+    log.info("northbound API on %s; switches: %s", config.northbound,
+             ", ".join(f"{s.name}@{s.address}" for s in config.switches))
+    tasks = [asyncio.create_task(agent.run()) for agent in service.agents]
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.stop(grace=1)
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("mp-controller: not implemented yet (issue 5)", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = config_mod.load(Path(args.config))
+    except config_mod.ConfigError as exc:
+        print(f"mp-controller: {exc}", file=sys.stderr)
+        return 2
+
+    async def main_async() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(config, stop)
+
+    try:
+        asyncio.run(main_async())
+    except OSError as exc:
+        print(f"mp-controller: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import finsy as fy
+from finsy.grpcutil import GRPCStatusCode
 from finsy.p4client import P4Client, P4ClientError
 from finsy.p4entity import decode_entity, decode_stream, encode_entities, encode_updates
 from finsy.proto import U128, p4r, rpc_code
@@ -47,6 +48,7 @@ class P4RuntimeSession:
         self.client = P4Client(address, wait_for_ready=False)
         self.packet_ins: asyncio.Queue[fy.P4PacketIn] = asyncio.Queue()
         self.is_primary = False
+        self.closed = asyncio.Event()  # set when the stream channel ends (switch gone)
         self._arbitration: asyncio.Queue[p4r.MasterArbitrationUpdate] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
 
@@ -75,6 +77,8 @@ class P4RuntimeSession:
                     log.debug("stream message %s ignored", kind)
         except (P4ClientError, RuntimeError) as exc:
             log.info("stream channel to %s closed: %s", self.address, exc)
+        finally:
+            self.closed.set()
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -85,13 +89,40 @@ class P4RuntimeSession:
         return U128.encode(self.election_id)
 
     async def set_pipeline(self, action: int = p4r.SetForwardingPipelineConfigRequest.
-                           VERIFY_AND_COMMIT) -> None:
-        """Push the P4Info and the BMv2 JSON to the switch."""
-        config = p4r.ForwardingPipelineConfig(p4info=self.schema.p4info,
-                                              p4_device_config=self.p4blob.read_bytes())
+                           VERIFY_AND_COMMIT, cookie: int = 0) -> None:
+        """Push the P4Info and the BMv2 JSON to the switch (which clears its state)."""
+        config = p4r.ForwardingPipelineConfig(
+            p4info=self.schema.p4info, p4_device_config=self.p4blob.read_bytes(),
+            cookie=p4r.ForwardingPipelineConfig.Cookie(cookie=cookie))
         await self.client.request(p4r.SetForwardingPipelineConfigRequest(
             device_id=self.device_id, election_id=self._election(), action=action,
             config=config))
+
+    async def pipeline_cookie(self) -> int | None:
+        """The cookie of the switch's pipeline, or None if it has none."""
+        try:
+            reply = await self.client.request(p4r.GetForwardingPipelineConfigRequest(
+                device_id=self.device_id,
+                response_type=p4r.GetForwardingPipelineConfigRequest.COOKIE_ONLY))
+        except P4ClientError as exc:
+            if exc.code == GRPCStatusCode.FAILED_PRECONDITION:  # no pipeline yet
+                return None
+            raise
+        return reply.config.cookie.cookie if reply.config.HasField("cookie") else None
+
+    async def write_raw(self, updates: list[p4r.Update]) -> None:
+        """Write already encoded updates (for reconciliation)."""
+        await self.client.request(p4r.WriteRequest(
+            device_id=self.device_id, election_id=self._election(), updates=updates,
+            atomicity=p4r.WriteRequest.CONTINUE_ON_ERROR))
+
+    async def read_raw(self, entities: list[p4r.Entity]) -> list[p4r.Entity]:
+        """Read entities as protos (canonical bytes, for comparison)."""
+        found: list[p4r.Entity] = []
+        async for reply in self.client.request_iter(
+                p4r.ReadRequest(device_id=self.device_id, entities=entities)):
+            found.extend(reply.entities)
+        return found
 
     async def write(self, updates: Iterable[Any], atomicity: int = p4r.WriteRequest.
                     CONTINUE_ON_ERROR) -> None:

@@ -1,0 +1,156 @@
+"""The controller's intended state, kept in SQLite so a restart loses nothing.
+
+Fast-path flows and stream ranks live here; the switch entries are derived
+from them (controller/entities.py), so re-installing a restarted switch is
+"write what the store says". Every operation is idempotent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS flows (
+    flow_id     INTEGER PRIMARY KEY,
+    client      TEXT NOT NULL,
+    client_addr TEXT NOT NULL,
+    client_port INTEGER NOT NULL,
+    target_addr TEXT NOT NULL,
+    target_port INTEGER NOT NULL,
+    proxy_port  INTEGER NOT NULL UNIQUE,
+    UNIQUE (client_addr, client_port, target_addr, target_port)
+);
+CREATE TABLE IF NOT EXISTS streams (
+    client   TEXT NOT NULL,
+    src_addr TEXT NOT NULL,
+    dst_addr TEXT NOT NULL,
+    src_port INTEGER NOT NULL,
+    dst_port INTEGER NOT NULL,
+    dscp     INTEGER NOT NULL,
+    rank     INTEGER NOT NULL,
+    PRIMARY KEY (src_addr, dst_addr, src_port, dst_port, dscp)
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class IntentError(Exception):
+    """An operation the intended state refuses; `code` is a gRPC status name."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class FlowIntent:
+    flow_id: int
+    client: str
+    client_addr: str
+    client_port: int
+    target_addr: str
+    target_port: int
+    proxy_port: int
+
+
+@dataclass(frozen=True)
+class StreamIntent:
+    client: str
+    src_addr: str
+    dst_addr: str
+    src_port: int  # 0: any
+    dst_port: int  # 0: any
+    dscp: int      # -1: any
+    rank: int
+
+    @property
+    def key(self) -> tuple[str, str, int, int, int]:
+        return (self.src_addr, self.dst_addr, self.src_port, self.dst_port, self.dscp)
+
+
+class IntentStore:
+    """Flows, streams and settings in one SQLite file (":memory:" for tests)."""
+
+    def __init__(self, path: Path | str, proxy_ports: tuple[int, int]) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.executescript(SCHEMA)
+        self.proxy_ports = proxy_ports
+
+    # -- flows --------------------------------------------------------------------------------
+    def open_flow(self, client: str, client_addr: str, client_port: int, target_addr: str,
+                  target_port: int) -> FlowIntent:
+        """The flow for this 4-tuple, made if new (idempotent)."""
+        row = self.db.execute(
+            "SELECT * FROM flows WHERE client_addr=? AND client_port=? AND target_addr=? "
+            "AND target_port=?", (client_addr, client_port, target_addr, target_port)).fetchone()
+        if row is not None:
+            flow = FlowIntent(*row)
+            if flow.client != client:
+                raise IntentError("PERMISSION_DENIED", "this flow belongs to another client")
+            return flow
+        used = {r[0] for r in self.db.execute("SELECT proxy_port FROM flows")}
+        first, last = self.proxy_ports
+        port = next((p for p in range(first, last + 1) if p not in used), None)
+        if port is None:
+            raise IntentError("RESOURCE_EXHAUSTED",
+                              f"all proxy ports {first}-{last} are allocated")
+        flow_id = (self.db.execute("SELECT MAX(flow_id) FROM flows").fetchone()[0] or 0) + 1
+        flow = FlowIntent(flow_id, client, client_addr, client_port, target_addr, target_port,
+                          port)
+        self.db.execute("INSERT INTO flows VALUES (?,?,?,?,?,?,?)", tuple(flow.__dict__.values()))
+        return flow
+
+    def flow(self, flow_id: int) -> FlowIntent | None:
+        row = self.db.execute("SELECT * FROM flows WHERE flow_id=?", (flow_id,)).fetchone()
+        return None if row is None else FlowIntent(*row)
+
+    def close_flow(self, flow_id: int) -> FlowIntent | None:
+        """Remove a flow; the removed flow, or None if there was none (idempotent)."""
+        flow = self.flow(flow_id)
+        if flow is not None:
+            self.db.execute("DELETE FROM flows WHERE flow_id=?", (flow_id,))
+        return flow
+
+    def flows(self) -> list[FlowIntent]:
+        return [FlowIntent(*r) for r in self.db.execute("SELECT * FROM flows ORDER BY flow_id")]
+
+    # -- streams ------------------------------------------------------------------------------
+    def put_stream(self, stream: StreamIntent) -> StreamIntent | None:
+        """Insert or update; the previous version, if any."""
+        old = self.stream(stream.key)
+        if old is not None and old.client != stream.client:
+            raise IntentError("PERMISSION_DENIED", "this stream belongs to another client")
+        self.db.execute("INSERT OR REPLACE INTO streams VALUES (?,?,?,?,?,?,?)",
+                        (stream.client, *stream.key, stream.rank))
+        return old
+
+    def stream(self, key: tuple[str, str, int, int, int]) -> StreamIntent | None:
+        row = self.db.execute(
+            "SELECT * FROM streams WHERE src_addr=? AND dst_addr=? AND src_port=? AND "
+            "dst_port=? AND dscp=?", key).fetchone()
+        return None if row is None else StreamIntent(*row)
+
+    def remove_stream(self, key: tuple[str, str, int, int, int]) -> StreamIntent | None:
+        old = self.stream(key)
+        if old is not None:
+            self.db.execute("DELETE FROM streams WHERE src_addr=? AND dst_addr=? AND "
+                            "src_port=? AND dst_port=? AND dscp=?", key)
+        return old
+
+    def streams(self) -> list[StreamIntent]:
+        return [StreamIntent(*r) for r in self.db.execute("SELECT * FROM streams ORDER BY rowid")]
+
+    # -- settings -----------------------------------------------------------------------------
+    def setting(self, key: str, default: str) -> str:
+        row = self.db.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        return default if row is None else row[0]
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO settings VALUES (?,?)", (key, value))
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,129 @@
+"""The northbound gRPC service (controller/proto/northbound.proto) over ControllerService.
+
+Every call must carry `authorization: Bearer <token>`; the token names a client
+of the config. Errors map to gRPC status codes with a one-line message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from controller.config import ClientConf
+from controller.intent import FlowIntent, IntentError, StreamIntent
+from controller.proto import northbound_pb2 as nb
+from controller.proto import northbound_pb2_grpc as nb_grpc
+from controller.service import ControllerService, RankRequest
+from hostagent.shim import FASTPATH_PORT
+
+T = TypeVar("T")
+
+
+def flow_message(flow: FlowIntent, fastpath_addr: str) -> nb.Flow:
+    return nb.Flow(flow_id=flow.flow_id, client_addr=flow.client_addr,
+                   client_port=flow.client_port, target_addr=flow.target_addr,
+                   target_port=flow.target_port, fastpath_addr=fastpath_addr,
+                   fastpath_port=FASTPATH_PORT, proxy_port=flow.proxy_port, client=flow.client)
+
+
+def stream_message(stream: StreamIntent, clamped: bool = False) -> nb.Stream:
+    return nb.Stream(key=nb.StreamKey(src_addr=stream.src_addr, dst_addr=stream.dst_addr,
+                                      src_port=stream.src_port, dst_port=stream.dst_port,
+                                      dscp=stream.dscp),
+                     rank=stream.rank, clamped=clamped, client=stream.client)
+
+
+class NorthboundServicer(nb_grpc.ControllerServicer):
+    def __init__(self, service: ControllerService) -> None:
+        self.service = service
+
+    async def _call(self, context: grpc.aio.ServicerContext,
+                    body: Callable[[ClientConf], Awaitable[T]]) -> T:
+        token = dict(context.invocation_metadata()).get("authorization", "")
+        client = self.service.config.client_by_token(token.removeprefix("Bearer ").strip())
+        if client is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                "missing or unknown token (metadata 'authorization: Bearer T')")
+        try:
+            return await body(client)  # type: ignore[arg-type]
+        except IntentError as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+        raise AssertionError("unreachable")
+
+    async def OpenFlow(self, request: nb.OpenFlowRequest, context: Any) -> nb.Flow:
+        async def body(client: ClientConf) -> nb.Flow:
+            flow = await self.service.open_flow(client, request.client_addr,
+                                                request.client_port, request.target_addr,
+                                                request.target_port)
+            return flow_message(flow, self.service.config.fastpath.address)
+        return await self._call(context, body)
+
+    async def CloseFlow(self, request: nb.FlowRef, context: Any) -> nb.Empty:
+        async def body(client: ClientConf) -> nb.Empty:
+            await self.service.close_flow(client, request.flow_id)
+            return nb.Empty()
+        return await self._call(context, body)
+
+    async def ListFlows(self, request: nb.Empty, context: Any) -> nb.FlowList:
+        async def body(client: ClientConf) -> nb.FlowList:
+            addr = self.service.config.fastpath.address
+            return nb.FlowList(flows=[flow_message(f, addr)
+                                      for f in self.service.list_flows(client)])
+        return await self._call(context, body)
+
+    async def RegisterStream(self, request: nb.Stream, context: Any) -> nb.Stream:
+        async def body(client: ClientConf) -> nb.Stream:
+            which = request.WhichOneof("urgency")
+            rank_request = RankRequest(**{which: getattr(request, which)} if which else {})
+            k = request.key
+            stream, clamped = await self.service.register_stream(
+                client, k.src_addr, k.dst_addr, k.src_port, k.dst_port, k.dscp, rank_request)
+            return stream_message(stream, clamped)
+        return await self._call(context, body)
+
+    async def RemoveStream(self, request: nb.StreamKey, context: Any) -> nb.Empty:
+        async def body(client: ClientConf) -> nb.Empty:
+            await self.service.remove_stream(client, request.src_addr, request.dst_addr,
+                                             request.src_port, request.dst_port, request.dscp)
+            return nb.Empty()
+        return await self._call(context, body)
+
+    async def ListStreams(self, request: nb.Empty, context: Any) -> nb.StreamList:
+        async def body(client: ClientConf) -> nb.StreamList:
+            return nb.StreamList(streams=[stream_message(s)
+                                          for s in self.service.list_streams(client)])
+        return await self._call(context, body)
+
+    async def SetSchedMode(self, request: nb.SchedMode, context: Any) -> nb.Empty:
+        async def body(client: ClientConf) -> nb.Empty:
+            await self.service.set_sched_mode(client, request.mode)
+            return nb.Empty()
+        return await self._call(context, body)
+
+    async def GetStats(self, request: nb.Empty, context: Any) -> nb.Stats:
+        async def body(client: ClientConf) -> nb.Stats:
+            rows = await self.service.stats(client)
+            return nb.Stats(switches=[nb.SwitchStats(
+                switch=r["switch"], connected=r["connected"], sched_mode=r["sched_mode"],
+                counters=[nb.CounterValue(name=n, index=i, label=lab, packets=p, bytes=b)
+                          for n, i, lab, p, b in r["counters"]],
+                sppifo_bounds=r["sppifo_bounds"], note=r["note"],
+                last_restore_seconds=r["last_restore_s"]) for r in rows])
+        return await self._call(context, body)
+
+    async def DumpTable(self, request: nb.TableRef, context: Any) -> nb.TableDump:
+        async def body(client: ClientConf) -> nb.TableDump:
+            lines = await self.service.dump_table(client, request.name)
+            return nb.TableDump(entries=[nb.TableEntryText(text=t) for t in lines])
+        return await self._call(context, body)
+
+
+async def serve(service: ControllerService, address: str) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    nb_grpc.add_ControllerServicer_to_server(NorthboundServicer(service), server)
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    return server

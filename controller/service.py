@@ -1,0 +1,262 @@
+"""The controller's logic behind the northbound API: policy, intended state, switches.
+
+Policy: every caller is a client of the config, named by its token. A client
+may open flows and rank streams only for its own address; a rank is raised to
+its class's `min_rank` (the most urgent it may ask for); unknown classes and
+malformed flows are refused with a clear message; operators may do anything,
+including the scheduling mode and table dumps. Every operation is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import finsy as fy
+
+from bmv2.pipeline import NUM_QUEUES, DropReason, MissCounter
+from bmv2.sppifo import RANK_MAX
+from controller import entities
+from controller.config import SCHED_MODES, ClientConf, ControllerConfig
+from controller.intent import FlowIntent, IntentError, IntentStore, StreamIntent
+from controller.switch_agent import SwitchAgent
+
+log = logging.getLogger("mp-controller")
+PRIORITY_STEP = 1024  # rank of priority level p = p * PRIORITY_STEP
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """How a client states a stream's urgency: exactly one of the three."""
+
+    priority: int | None = None
+    deadline_ms: int | None = None
+    traffic_class: str | None = None
+
+
+class ControllerService:
+    """Intended state + policy + the switches that must follow it."""
+
+    def __init__(self, config: ControllerConfig, store: IntentStore) -> None:
+        self.config = config
+        self.store = store
+        self.agents = [SwitchAgent(s, self.desired) for s in config.switches]
+
+    # -- what the switches must hold ----------------------------------------------------------
+    @property
+    def sched_mode(self) -> str:
+        return self.store.setting("sched_mode", self.config.sched_mode)
+
+    def desired(self) -> tuple[list[Any], list[Any]]:
+        inserts, defaults = entities.base_entries(self.config, self.sched_mode,
+                                                  self.config.default_rank)
+        for flow in self.store.flows():
+            inserts += entities.flow_entries(flow, self.config.fastpath)
+        inserts += [entities.stream_entry(s) for s in self.store.streams()]
+        return inserts, defaults
+
+    async def _push(self, updates: list[Any]) -> None:
+        await asyncio.gather(*(agent.write(updates) for agent in self.agents))
+
+    # -- policy -------------------------------------------------------------------------------
+    @staticmethod
+    def _own_address(client: ClientConf, address: str, what: str) -> str:
+        try:
+            address = str(ipaddress.IPv4Address(address))
+        except ValueError:
+            raise IntentError("INVALID_ARGUMENT", f"{what}: {address!r} is not IPv4") from None
+        if not client.operator and address != client.address:
+            raise IntentError("PERMISSION_DENIED",
+                              f"{what} {address} is not {client.name}'s address "
+                              f"({client.address})")
+        return address
+
+    @staticmethod
+    def _port(value: int, what: str, allow_zero: bool = False) -> int:
+        if not (0 if allow_zero else 1) <= value <= 65535:
+            raise IntentError("INVALID_ARGUMENT", f"{what} {value} outside "
+                              f"{0 if allow_zero else 1}..65535")
+        return value
+
+    def rank_for(self, client: ClientConf, request: RankRequest) -> tuple[int, bool]:
+        """The rank to install and whether the client's class cap raised it."""
+        given = [x for x in (request.priority, request.deadline_ms, request.traffic_class)
+                 if x is not None]
+        if len(given) != 1:
+            raise IntentError("INVALID_ARGUMENT",
+                              "give exactly one of priority, deadline_ms, traffic_class")
+        if request.traffic_class is not None:
+            cls = self.config.classes.get(request.traffic_class)
+            if cls is None:
+                raise IntentError("INVALID_ARGUMENT",
+                                  f"unknown traffic class {request.traffic_class!r}; known: "
+                                  f"{', '.join(self.config.classes) or 'none'}")
+            rank = cls.rank
+        elif request.priority is not None:
+            rank = min(request.priority * PRIORITY_STEP, RANK_MAX)
+        else:
+            rank = min(request.deadline_ms or 0, RANK_MAX)
+        cap = self.config.classes[client.traffic_class].min_rank
+        if not client.operator and rank < cap:
+            return cap, True
+        return rank, False
+
+    # -- operations ---------------------------------------------------------------------------
+    async def open_flow(self, client: ClientConf, client_addr: str, client_port: int,
+                        target_addr: str, target_port: int) -> FlowIntent:
+        client_addr = self._own_address(client, client_addr, "client address")
+        try:
+            target_addr = str(ipaddress.IPv4Address(target_addr))
+        except ValueError:
+            raise IntentError("INVALID_ARGUMENT",
+                              f"target address {target_addr!r} is not IPv4") from None
+        flow = self.store.open_flow(client.name, client_addr,
+                                    self._port(client_port, "client port"), target_addr,
+                                    self._port(target_port, "target port"))
+        await self._push([+e for e in entities.flow_entries(flow, self.config.fastpath)]
+                         if not await self._installed(flow) else [])
+        return flow
+
+    async def _installed(self, flow: FlowIntent) -> bool:
+        """True if the flow's entries are on every connected switch already (idempotence)."""
+        entry = entities.flow_entries(flow, self.config.fastpath)[1]
+        for agent in self.agents:
+            if agent.connected.is_set():
+                try:
+                    if not await agent.read([entry]):
+                        return False
+                except ConnectionError:
+                    continue
+        return True
+
+    async def close_flow(self, client: ClientConf, flow_id: int) -> None:
+        flow = self.store.flow(flow_id)
+        if flow is None:
+            return
+        if not client.operator and flow.client != client.name:
+            raise IntentError("PERMISSION_DENIED", f"flow {flow_id} belongs to another client")
+        self.store.close_flow(flow_id)
+        await self._push([-e for e in entities.flow_entries(flow, self.config.fastpath)])
+
+    def list_flows(self, client: ClientConf) -> list[FlowIntent]:
+        return [f for f in self.store.flows() if client.operator or f.client == client.name]
+
+    def _stream_key(self, client: ClientConf, src: str, dst: str, sport: int, dport: int,
+                    dscp: int) -> tuple[str, str, int, int, int]:
+        src = self._own_address(client, src, "stream source")
+        try:
+            dst = str(ipaddress.IPv4Address(dst))
+        except ValueError:
+            raise IntentError("INVALID_ARGUMENT", f"stream destination {dst!r} is not IPv4"
+                              ) from None
+        if not -1 <= dscp <= 63:
+            raise IntentError("INVALID_ARGUMENT", f"dscp {dscp} outside -1..63")
+        return (src, dst, self._port(sport, "source port", True),
+                self._port(dport, "destination port", True), dscp)
+
+    async def register_stream(self, client: ClientConf, src: str, dst: str, sport: int,
+                              dport: int, dscp: int, request: RankRequest
+                              ) -> tuple[StreamIntent, bool]:
+        key = self._stream_key(client, src, dst, sport, dport, dscp)
+        rank, clamped = self.rank_for(client, request)
+        stream = StreamIntent(client.name, *key, rank)
+        old = self.store.put_stream(stream)
+        entry = entities.stream_entry(stream)
+        if old is None:
+            await self._push([+entry])
+        elif old != stream:
+            await self._push([~entry])
+        return stream, clamped
+
+    async def remove_stream(self, client: ClientConf, src: str, dst: str, sport: int,
+                            dport: int, dscp: int) -> None:
+        key = self._stream_key(client, src, dst, sport, dport, dscp)
+        old = self.store.stream(key)
+        if old is None:
+            return
+        if not client.operator and old.client != client.name:
+            raise IntentError("PERMISSION_DENIED", "this stream belongs to another client")
+        self.store.remove_stream(key)
+        await self._push([-entities.stream_entry(old)])
+
+    def list_streams(self, client: ClientConf) -> list[StreamIntent]:
+        return [s for s in self.store.streams() if client.operator or s.client == client.name]
+
+    async def set_sched_mode(self, client: ClientConf, mode: str) -> None:
+        self._operator(client)
+        if mode not in SCHED_MODES:
+            raise IntentError("INVALID_ARGUMENT",
+                              f"unknown mode {mode!r}; choose one of {', '.join(SCHED_MODES)}")
+        self.store.set_setting("sched_mode", mode)
+        await self._push([~entities.sched_mode(mode)])
+
+    @staticmethod
+    def _operator(client: ClientConf) -> None:
+        if not client.operator:
+            raise IntentError("PERMISSION_DENIED", f"{client.name} is not an operator")
+
+    async def stats(self, client: ClientConf) -> list[dict[str, Any]]:
+        self._operator(client)
+        out = []
+        for agent in self.agents:
+            row: dict[str, Any] = {"switch": agent.conf.name,
+                                   "connected": agent.connected.is_set(),
+                                   "sched_mode": self.sched_mode, "counters": [],
+                                   "sppifo_bounds": [], "note": "",
+                                   "last_restore_s": agent.last_restore_s or 0.0}
+            if agent.connected.is_set():
+                labels = {"drops": {r.value: r.name.lower() for r in DropReason},
+                          "fastpath_misses": {m.value: m.name.lower() for m in MissCounter},
+                          "queue_enqueues": {q: f"queue {q}" for q in range(NUM_QUEUES)}}
+                for name, names in labels.items():
+                    for e in await agent.read([fy.P4CounterEntry(name)]):
+                        row["counters"].append((name, e.index, names.get(e.index, ""),
+                                                e.data.packet_count, e.data.byte_count))
+                try:
+                    bounds = await agent.read([fy.P4RegisterEntry("sppifo_bounds")])
+                    row["sppifo_bounds"] = [b.data for b in sorted(bounds,
+                                                                    key=lambda b: b.index)]
+                except Exception as exc:  # BMv2's PI cannot read registers
+                    row["note"] = f"SP-PIFO bounds unavailable: {str(exc).splitlines()[0]}"
+            out.append(row)
+        return out
+
+    async def dump_table(self, client: ClientConf, name: str) -> list[str]:
+        self._operator(client)
+        for agent in self.agents:
+            if agent.connected.is_set() and agent.session is not None:
+                schema = agent.session.schema
+                try:
+                    found = await agent.read([fy.P4TableEntry(name)])
+                    table = schema.tables[name]
+                except ValueError as exc:
+                    raise IntentError("NOT_FOUND", str(exc)) from None
+                return [entry_text(e, table, schema) for e in found]
+        raise IntentError("UNAVAILABLE", "no switch is connected")
+
+
+def value_text(value: Any, bitwidth: int) -> str:
+    """A match or parameter value as an operator reads it: IPv4, MAC, or decimal."""
+    if isinstance(value, tuple):  # ternary (value, mask) or range (low, high)
+        return "/".join(value_text(v, bitwidth) for v in value)
+    if not isinstance(value, int):
+        return str(value)
+    if bitwidth == 32:
+        return str(ipaddress.IPv4Address(value))
+    if bitwidth == 48:
+        return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
+    return str(value)
+
+
+def entry_text(entry: Any, table: Any, schema: Any) -> str:
+    widths = {f.alias: f.bitwidth for f in table.match_fields}
+    match = " ".join(f"{k}={value_text(v, widths.get(k, 0))}"
+                     for k, v in dict(entry.match or {}).items()) or "(default)"
+    action = entry.action
+    params = {p.name: p.bitwidth for p in schema.actions[action.name].params}
+    args = ", ".join(f"{k}={value_text(v, params.get(k, 0))}" for k, v in action.args.items())
+    priority = f" priority {entry.priority}" if entry.priority else ""
+    return f"{match} -> {action.name}({args}){priority}"

@@ -1,0 +1,105 @@
+"""Controller pieces without a switch: config validation, intended state, rank policy,
+and the generated northbound modules being up to date."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from controller import config as config_mod
+from controller import protogen
+from controller.config import ConfigError
+from controller.intent import IntentError, IntentStore, StreamIntent
+from controller.service import ControllerService, RankRequest
+
+MINIMAL = """
+[[switch]]
+name = "s1"
+address = "127.0.0.1:9559"
+[fastpath]
+address = "10.0.2.1"
+proxy_addr = "10.0.2.10"
+[[class]]
+name = "silver"
+min_rank = 2048
+rank = 4096
+[[client]]
+name = "alice"
+token = "t-alice"
+address = "10.0.1.10"
+class = "silver"
+"""
+
+
+def parse(text: str) -> config_mod.ControllerConfig:
+    return config_mod.parse(tomllib.loads(text))
+
+
+def test_minimal_config_and_defaults() -> None:
+    cfg = parse(MINIMAL)
+    assert cfg.sched_mode == "fifo" and cfg.fastpath.miss == "slow-path"
+    assert cfg.client_by_token("t-alice").name == "alice"
+    assert cfg.client_by_token("nope") is None
+
+
+@pytest.mark.parametrize("change,message", [
+    ('sched_mode = "wfq"\n', "sched_mode: 'wfq' is not one of fifo, strict, sppifo"),
+    ('bogus = 1\n', "unknown top-level key(s): bogus"),
+    ('default_rank = 70000\n', "default_rank: rank 70000 outside 0..65535"),
+])
+def test_config_errors_name_the_key(change: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse(change + MINIMAL)
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ConfigError, match="fastpath.address: '10.0.2' is not an IPv4"):
+        parse(MINIMAL.replace('address = "10.0.2.1"', 'address = "10.0.2"'))
+    with pytest.raises(ConfigError, match="unknown class 'gold'"):
+        parse(MINIMAL.replace('class = "silver"', 'class = "gold"'))
+    with pytest.raises(ConfigError, match="no such file"):
+        config_mod.load(Path("/nonexistent/controller.toml"))
+
+
+def test_intent_store_is_idempotent_and_persistent(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    store = IntentStore(path, (40000, 40001))
+    a = store.open_flow("alice", "10.0.1.10", 5000, "10.0.3.10", 443)
+    assert store.open_flow("alice", "10.0.1.10", 5000, "10.0.3.10", 443) == a
+    b = store.open_flow("alice", "10.0.1.10", 5001, "10.0.3.10", 443)
+    assert (a.flow_id, a.proxy_port, b.proxy_port) == (1, 40000, 40001)
+    with pytest.raises(IntentError, match="all proxy ports 40000-40001 are allocated"):
+        store.open_flow("alice", "10.0.1.10", 5002, "10.0.3.10", 443)
+    with pytest.raises(IntentError, match="another client"):
+        store.open_flow("bob", "10.0.1.10", 5000, "10.0.3.10", 443)
+    store.put_stream(StreamIntent("alice", "10.0.1.10", "10.0.3.10", 0, 443, -1, 4096))
+    store.set_setting("sched_mode", "sppifo")
+    store.close()
+    again = IntentStore(path, (40000, 40001))
+    assert [f.flow_id for f in again.flows()] == [1, 2]
+    assert again.streams()[0].rank == 4096 and again.setting("sched_mode", "fifo") == "sppifo"
+    assert again.close_flow(1) == a and again.close_flow(1) is None
+
+
+def test_rank_policy_caps_and_maps() -> None:
+    cfg = parse(MINIMAL)
+    service = ControllerService(cfg, IntentStore(":memory:", (40000, 40009)))
+    alice = cfg.client_by_token("t-alice")
+    assert service.rank_for(alice, RankRequest(priority=0)) == (2048, True)
+    assert service.rank_for(alice, RankRequest(priority=3)) == (3072, False)
+    assert service.rank_for(alice, RankRequest(deadline_ms=70000)) == (65535, False)
+    assert service.rank_for(alice, RankRequest(traffic_class="silver")) == (4096, False)
+    with pytest.raises(IntentError, match="unknown traffic class 'gold'"):
+        service.rank_for(alice, RankRequest(traffic_class="gold"))
+    with pytest.raises(IntentError, match="exactly one"):
+        service.rank_for(alice, RankRequest())
+
+
+def test_generated_northbound_modules_are_current(tmp_path: Path) -> None:
+    pytest.importorskip("grpc_tools")
+    for fresh in protogen.generate(tmp_path):
+        committed = protogen.REPO / fresh.relative_to(tmp_path)
+        assert committed.read_text() == fresh.read_text(), (
+            f"{committed} is stale: run `make proto` and commit it")
