@@ -20,6 +20,7 @@ from bmv2 import launcher
 from controller import config as config_mod
 from hostagent import shim
 from tests.dataplane import plan
+from tests.dataplane.conftest import targets_to_test
 from tests.dataplane.layers import MpShim
 from tests.dataplane.ptf import VethPorts
 from topologies.nsprocess import NamespaceProcess, python_module
@@ -106,10 +107,10 @@ def ctl(nb_port: int, token: str, *args: str) -> subprocess.CompletedProcess[str
 
 
 class Net:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, target: str) -> None:
         self.tmp = tmp
         self.ports = VethPorts(4, prefix=f"mp{os.getpid() % 100000}c")
-        self.target = launcher.selected_target()
+        self.target = target
         self.switch_cfg = launcher.SwitchConfig(
             ports={p: self.ports.switch_if(p) for p in self.ports.ports},
             grpc_addr=f"127.0.0.1:{free_port()}")
@@ -124,9 +125,9 @@ class Net:
         self.switch.start()
 
 
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net(tmp_path)
+@pytest.fixture(params=targets_to_test())
+def net(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Net]:
+    n = Net(tmp_path, request.param)
     n.ports.create()
     try:
         n.switch.start()
