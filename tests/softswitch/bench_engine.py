@@ -7,6 +7,7 @@ encapsulation and plain routing, with the tables a running proxy would hold."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import time
 
 from scapy.layers.inet import IP, UDP
@@ -24,25 +25,33 @@ FP = ING + "fast_path."
 FLOW, CLIENT_PORT, PROXY_PORT, TARGET_PORT = 0x01020304, 50000, 40001, 443
 
 
+def ip(text: str) -> int:
+    return int(ipaddress.IPv4Address(text))
+
+
+def mac(text: str) -> int:
+    return int(text.replace(":", ""), 16)
+
+
 def configured_engine(flows: int) -> Engine:
     """The program with routes, the fast-path endpoint and `flows` flows installed."""
     e = Engine(pipeline.BMV2_JSON.read_bytes())
     for port, subnet in plan.SUBNET.items():
         net, length = subnet.split("/")
-        e.add_entry(ING + "forwarding.ipv4_lpm", [MatchKey("lpm", plan.ip(net), int(length))],
+        e.add_entry(ING + "forwarding.ipv4_lpm", [MatchKey("lpm", ip(net), int(length))],
                     ING + "forwarding.route",
-                    [port, plan.mac(plan.SWITCH_MAC[port]), plan.mac(plan.HOST_MAC[port])])
-    e.add_entry(FP + "fastpath_local", [MatchKey("exact", plan.ip(plan.FASTPATH_ADDR))],
+                    [port, mac(plan.SWITCH_MAC[port]), mac(plan.HOST_MAC[port])])
+    e.add_entry(FP + "fastpath_local", [MatchKey("exact", ip(plan.FASTPATH_ADDR))],
                 FP + "fastpath_here", [])
     for i in range(flows):
         flow, cport, pport = FLOW + i, (CLIENT_PORT + i) % 65536, (PROXY_PORT + i) % 65536
         e.add_entry(FP + "fastpath_decap", [MatchKey("exact", v) for v in (
-            plan.ip(plan.CLIENT), cport, flow)], FP + "decap",
-            [plan.ip(plan.PROXY), pport, plan.ip(plan.TARGET), TARGET_PORT])
+            ip(plan.CLIENT), cport, flow)], FP + "decap",
+            [ip(plan.PROXY), pport, ip(plan.TARGET), TARGET_PORT])
         e.add_entry(FP + "fastpath_flow_ids", [MatchKey("exact", flow)], FP + "flow_known", [])
         e.add_entry(FP + "fastpath_encap", [MatchKey("exact", v) for v in (
-            plan.ip(plan.TARGET), TARGET_PORT, pport)], FP + "encap",
-            [flow, plan.ip(plan.FASTPATH_ADDR), plan.ip(plan.CLIENT), cport])
+            ip(plan.TARGET), TARGET_PORT, pport)], FP + "encap",
+            [flow, ip(plan.FASTPATH_ADDR), ip(plan.CLIENT), cport])
     return e
 
 

@@ -3,6 +3,7 @@ scapy packets: the scenarios of tests/dataplane without a switch, sockets or roo
 
 from __future__ import annotations
 
+import ipaddress
 import random
 
 import pytest
@@ -29,6 +30,14 @@ ENQUEUES = ING + "scheduling.queue_enqueues"
 BOUNDS = ING + "scheduling.sppifo_bounds"
 FP = ING + "fast_path."
 FLOW, CLIENT_PORT, PROXY_PORT, TARGET_PORT = 0x01020304, 50000, 40001, 443
+
+
+def ip(text: str) -> int:
+    return int(ipaddress.IPv4Address(text))
+
+
+def mac(text: str) -> int:
+    return int(text.replace(":", ""), 16)
 INNER = b"\xc3" + bytes(range(64))
 
 _PROGRAM = pipeline.BMV2_JSON.read_bytes()
@@ -43,23 +52,23 @@ def engine() -> Engine:
     e = Engine(_PROGRAM)
     for port, subnet in plan.SUBNET.items():
         net, length = subnet.split("/")
-        e.add_entry(LPM, [MatchKey("lpm", plan.ip(net), int(length))], ING + "forwarding.route",
-                    [port, plan.mac(plan.SWITCH_MAC[port]), plan.mac(plan.HOST_MAC[port])])
+        e.add_entry(LPM, [MatchKey("lpm", ip(net), int(length))], ING + "forwarding.route",
+                    [port, mac(plan.SWITCH_MAC[port]), mac(plan.HOST_MAC[port])])
     return e
 
 
 def install_fast_path(e: Engine, miss_to_cpu: bool = False) -> None:
-    e.add_entry(FP + "fastpath_local", exact(plan.ip(plan.FASTPATH_ADDR)), FP + "fastpath_here",
+    e.add_entry(FP + "fastpath_local", exact(ip(plan.FASTPATH_ADDR)), FP + "fastpath_here",
                 [])
     if miss_to_cpu:
         e.set_default(FP + "fastpath_miss", FP + "to_cpu", [])
     else:
-        e.set_default(FP + "fastpath_miss", FP + "to_slow_path", [2, plan.mac(plan.HOST_MAC[2])])
-    e.add_entry(FP + "fastpath_decap", exact(plan.ip(plan.CLIENT), CLIENT_PORT, FLOW),
-                FP + "decap", [plan.ip(plan.PROXY), PROXY_PORT, plan.ip(plan.TARGET), TARGET_PORT])
+        e.set_default(FP + "fastpath_miss", FP + "to_slow_path", [2, mac(plan.HOST_MAC[2])])
+    e.add_entry(FP + "fastpath_decap", exact(ip(plan.CLIENT), CLIENT_PORT, FLOW),
+                FP + "decap", [ip(plan.PROXY), PROXY_PORT, ip(plan.TARGET), TARGET_PORT])
     e.add_entry(FP + "fastpath_flow_ids", exact(FLOW), FP + "flow_known", [])
-    e.add_entry(FP + "fastpath_encap", exact(plan.ip(plan.TARGET), TARGET_PORT, PROXY_PORT),
-                FP + "encap", [FLOW, plan.ip(plan.FASTPATH_ADDR), plan.ip(plan.CLIENT),
+    e.add_entry(FP + "fastpath_encap", exact(ip(plan.TARGET), TARGET_PORT, PROXY_PORT),
+                FP + "encap", [FLOW, ip(plan.FASTPATH_ADDR), ip(plan.CLIENT),
                                CLIENT_PORT])
 
 

@@ -967,21 +967,24 @@ class Compiler:
         out(ind + 1, f"{dst.valid} = False")
 
     # -- calculations ----------------------------------------------------------------------------
-    def calculation(self, name: str, ctx: Ctx, out: Out, ind: int) -> str:
+    def calculation(self, name: str, ctx: Ctx, out: Out, ind: int,
+                    valid: frozenset[str] = frozenset()) -> str:
         """Emit the code computing calculation `name`; returns the local holding the result."""
         calc = self._calculations[name]
         algo = calc.get("algo")
         fn = hashes.ALGORITHMS.get(algo)
         if fn is None:
             raise self.unsupported(f"hash algorithm {algo!r}", f"calculation {name}")
-        x, n = self.bitstring(calc.get("input") or [], ctx, out, ind)
+        x, n = self.bitstring(calc.get("input") or [], ctx, out, ind, valid)
         result = self.tmp()
         out(ind, f"{result} = {self.const('_' + algo, fn)}({x}, {n})")
         return result
 
-    def bitstring(self, inputs: list[dict[str, Any]], ctx: Ctx, out: Out, ind: int
-                  ) -> tuple[str, str]:
-        """Emit code building BMv2's calculation input: (int local, bit count)."""
+    def bitstring(self, inputs: list[dict[str, Any]], ctx: Ctx, out: Out, ind: int,
+                  valid: frozenset[str] = frozenset()) -> tuple[str, str]:
+        """Emit code building BMv2's calculation input: (int local, bit count). Fields of
+        invalid headers are left out, as BMv2 does; `valid` names validity locals the
+        caller already knows to be true."""
         x, n = self.tmp(), self.tmp()
         # Runs of inputs guarded by the same validity, so they can be combined.
         runs: list[tuple[str, list[tuple[str, int]]]] = []
@@ -1017,6 +1020,8 @@ class Compiler:
                 continue
             else:
                 raise self.unsupported(f"calculation input of type {kind!r}", ctx.where)
+            if guard in valid:
+                guard = "True"
             if runs and runs[-1][0] == guard:
                 runs[-1][1].extend(parts)
             else:
@@ -1500,7 +1505,8 @@ class Compiler:
             var, valid, cond = self._checksum_parts(c, ctx)
             guard = valid if cond == "True" else f"{valid} and {cond}"
             out(ind, f"if {guard}:")
-            result = self.calculation(c["calculation"], ctx, out, ind + 1)
+            result = self.calculation(c["calculation"], ctx, out, ind + 1,
+                                      frozenset({valid}))
             out(ind + 1, f"if {result} != {var}:")
             out(ind + 2, "cerr = 1")
 

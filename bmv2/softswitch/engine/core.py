@@ -114,10 +114,13 @@ class Engine:
         return spec, self._registers[name]
 
     def register_read(self, name: str, index: int) -> int:
+        """One register cell; NOT_FOUND for an unknown register, INVALID_ARGUMENT for an
+        index outside it."""
         _, cells = self._register(name, index)
         return cells[index]
 
     def register_write(self, name: str, index: int, value: int) -> None:
+        """Set one register cell; INVALID_ARGUMENT if `value` is wider than the register."""
         spec, cells = self._register(name, index)
         if not isinstance(value, int) or not 0 <= value < (1 << spec.bitwidth):
             raise EngineError(INVALID_ARGUMENT, f"register {name}: {value!r} does not fit in"
@@ -142,6 +145,7 @@ class Engine:
         return packets[index], nbytes[index]
 
     def counter_write(self, name: str, index: int, packets: int, bytes: int) -> None:  # noqa: A002
+        """Set one cell of an indexed counter (P4Runtime MODIFY of a CounterEntry)."""
         cells = self._counter(name, index)
         _check_counts(name, packets, bytes)
         cells[0][index], cells[1][index] = packets, bytes
