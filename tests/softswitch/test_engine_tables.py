@@ -5,6 +5,8 @@ const entries, direct counters, and the control-plane API's error codes."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bmv2.softswitch.engine import Engine, EngineError, MatchKey
 from tests.softswitch.jsonkit import E, F, H, Program, assign, egress
@@ -325,3 +327,70 @@ def test_reset_state_empties_tables() -> None:
     assert out_of(e, 1) == 0
     e.add_entry("t", [K("exact", 1)], "set_out", [1])
     assert out_of(e, 1) == 1
+
+
+def _brute_force(entries: list[tuple[list[MatchKey], int, int]], values: tuple[int, ...],
+                 widths: list[int]) -> int | None:
+    """The reference: highest priority among matching entries, then the earliest."""
+    best: tuple[int, int, int] | None = None
+    for order, (keys, priority, tag) in enumerate(entries):
+        ok = True
+        for key, v, w in zip(keys, values, widths, strict=True):
+            full = (1 << w) - 1
+            if key.kind == "range":
+                ok = key.value <= v <= (key.arg or 0)
+            elif key.kind == "lpm":
+                mask = full ^ (full >> (key.arg or 0))
+                ok = v & mask == key.value
+            elif key.kind == "ternary":
+                ok = v & (key.arg or 0) == key.value
+            else:
+                ok = v == key.value
+            if not ok:
+                break
+        if ok and (best is None or priority > best[0]):
+            best = (priority, order, tag)
+    return None if best is None else best[2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_priority_tables_agree_with_a_brute_force_reference(data: st.DataObject) -> None:
+    kinds = data.draw(st.sampled_from([["ternary", "ternary"], ["ternary", "range"],
+                                       ["exact", "ternary"], ["lpm", "ternary"]]))
+    widths = [4, 4]
+    e = keyed_program(kinds, widths)
+    installed: list[tuple[list[MatchKey], int, int]] = []
+    for step in range(data.draw(st.integers(1, 40))):
+        if installed and data.draw(st.integers(0, 3)) == 0:
+            keys, priority, _ = installed.pop(data.draw(st.integers(0, len(installed) - 1)))
+            e.delete_entry("t", keys, priority)
+        else:
+            keys = []
+            for kind, w in zip(kinds, widths, strict=True):
+                if kind == "ternary":
+                    mask = data.draw(st.integers(0, (1 << w) - 1))
+                    keys.append(K("ternary", data.draw(st.integers(0, (1 << w) - 1)) & mask,
+                                  mask))
+                elif kind == "range":
+                    lo = data.draw(st.integers(0, (1 << w) - 1))
+                    keys.append(K("range", lo, data.draw(st.integers(lo, (1 << w) - 1))))
+                elif kind == "lpm":
+                    plen = data.draw(st.integers(0, w))
+                    full = (1 << w) - 1
+                    keys.append(K("lpm", data.draw(st.integers(0, full)) & (full ^ (full >> plen)),
+                                  plen))
+                else:
+                    keys.append(K("exact", data.draw(st.integers(0, (1 << w) - 1))))
+            priority = data.draw(st.integers(1, 5))
+            tag = step % 200 + 1
+            try:
+                e.add_entry("t", keys, "set_out", [tag], priority)
+            except EngineError as exc:
+                assert exc.code == "ALREADY_EXISTS"
+                continue
+            installed.append((keys, priority, tag))
+        for a in range(0, 16, 3):
+            for b in range(0, 16, 5):
+                want = _brute_force(installed, (a, b), widths)
+                assert out_of(e, a, b) == (want or 0), (kinds, installed, a, b)

@@ -4,12 +4,15 @@ Exact tables are one dict (the generated packet code calls its `get` directly); 
 tables a dict per prefix length, longest first; ternary/optional tables a tuple-space
 search (a dict of masked values per distinct mask tuple, visited by falling maximum
 priority); tables with a range key a list scanned in priority order. Larger priority
-numbers win (P4Runtime); among equal priorities the earlier entry wins. Lookup
-structures are rebuilt lazily after writes, so a batch of writes costs one rebuild.
+numbers win (P4Runtime); among equal priorities the earlier entry wins. Writes update
+these structures in place (a bisect into short sorted lists); only the order of the
+mask groups is re-sorted, lazily, at the next lookup after a group's top priority
+changed.
 """
 
 from __future__ import annotations
 
+import bisect
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,9 +103,13 @@ class TableState:
         self._lpm_index = next((i for i, k in enumerate(layout) if k.kind == "lpm"), -1)
         self._lpm: dict[int, dict[Any, Rec]] = {}
         self._levels: list[tuple[int, Any]] = []
-        self._groups: list[tuple[int, tuple[int, ...], dict[tuple[int, ...], Rec]]] = []
-        self._scan: list[Rec] = []
-        self._dirty = False
+        # ternary: mask tuple -> (masked values -> entries, best first); and the groups
+        # as (top priority, masks, values dict) sorted by falling top priority
+        self._by_mask: dict[tuple[int, ...], dict[tuple[int, ...], list[Rec]]] = {}
+        self._tops: dict[tuple[int, ...], int] = {}  # best priority per mask group
+        self._groups: list[tuple[int, tuple[int, ...], dict[tuple[int, ...], list[Rec]]]] = []
+        self._scan: list[Rec] = []  # range: every entry, best first
+        self._dirty = False  # the order of _groups must be recomputed
         self._seq = 0
         self.default = Rec((), "", -1, (), 0)
         self.lookup: Callable[[Any], Rec | None] = {
@@ -118,6 +125,8 @@ class TableState:
         self.exact.clear()
         self._lpm.clear()
         self._levels.clear()
+        self._by_mask.clear()
+        self._tops.clear()
         self._groups.clear()
         self._scan.clear()
         self._dirty = False
@@ -204,8 +213,17 @@ class TableState:
                 level = self._lpm[plen] = {}
                 self._rebuild_levels()
             level[self._lpm_key(match)] = rec
+        elif self.mode == "range":
+            bisect.insort(self._scan, rec, key=_rank)
         else:
-            self._dirty = True
+            masks = tuple(m for _, m in match)
+            values = tuple(v for v, _ in match)
+            group = self._by_mask.setdefault(masks, {})
+            bisect.insort(group.setdefault(values, []), rec, key=_rank)
+            top = self._tops.get(masks)
+            if top is None or rec.priority > top:
+                self._tops[masks] = rec.priority
+                self._dirty = True
 
     def _lpm_key(self, match: tuple[tuple[int, int], ...]) -> Any:
         if self.single:
@@ -247,8 +265,23 @@ class TableState:
             if not level:
                 del self._lpm[plen]
                 self._rebuild_levels()
+        elif self.mode == "range":
+            del self._scan[bisect.bisect_left(self._scan, _rank(rec), key=_rank)]
         else:
-            self._dirty = True
+            masks = tuple(m for _, m in match)
+            values = tuple(v for v, _ in match)
+            group = self._by_mask[masks]
+            recs = group[values]
+            recs.remove(rec)
+            if not recs:
+                del group[values]
+            if not group:
+                del self._by_mask[masks]
+                del self._tops[masks]
+                self._dirty = True
+            elif rec.priority == self._tops[masks]:
+                self._tops[masks] = max(r[0].priority for r in group.values())
+                self._dirty = True
 
     def find(self, keys: list[MatchKey], priority: int = 0) -> Rec:
         """The installed entry with these keys; NOT_FOUND if there is none."""
@@ -292,43 +325,31 @@ class TableState:
                 return rec
         return None
 
-    def _rebuild(self) -> None:
+    def _order_groups(self) -> None:
+        """Sort the mask groups by their best entry's priority, highest first."""
         self._dirty = False
-        recs = sorted(self.by_ident.values(), key=lambda r: (-r.priority, r.seq))
-        if self.mode == "range":
-            self._scan[:] = recs
-            return
-        groups: dict[tuple[int, ...], dict[tuple[int, ...], Rec]] = {}
-        top: dict[tuple[int, ...], int] = {}
-        for rec in recs:  # best first, so the first rec per masked value wins
-            masks = tuple(m for _, m in rec.match)
-            values = tuple(v for v, _ in rec.match)
-            group = groups.get(masks)
-            if group is None:
-                group = groups[masks] = {}
-                top[masks] = rec.priority
-            group.setdefault(values, rec)
-        self._groups[:] = sorted(((top[m], m, g) for m, g in groups.items()),
-                                 key=lambda t: -t[0])
+        groups = [(self._tops[m], m, g) for m, g in self._by_mask.items()]
+        groups.sort(key=lambda t: -t[0])
+        self._groups[:] = groups
 
     def _lookup_ternary(self, values: Any) -> Rec | None:
         if self._dirty:
-            self._rebuild()
+            self._order_groups()
         if self.single:
             values = (values,)
         best: Rec | None = None
         for top, masks, group in self._groups:
             if best is not None and top < best.priority:
                 break
-            rec = group.get(tuple(map(_and, values, masks)))
-            if rec is not None and (best is None or rec.priority > best.priority
-                                    or (rec.priority == best.priority and rec.seq < best.seq)):
-                best = rec
+            recs = group.get(tuple(map(_and, values, masks)))
+            if recs:
+                rec = recs[0]
+                if best is None or rec.priority > best.priority or (
+                        rec.priority == best.priority and rec.seq < best.seq):
+                    best = rec
         return best
 
     def _lookup_range(self, values: Any) -> Rec | None:
-        if self._dirty:
-            self._rebuild()
         if self.single:
             values = (values,)
         kinds = self._range_flags
@@ -388,3 +409,8 @@ def _compile_key(key: MatchKey, lay: KeyLayout, table: str) -> tuple[int, int]:
         raise EngineError(INVALID_ARGUMENT, f"{where}: range {value}..{arg} is empty or does"
                           f" not fit in {width} bits")
     return value, arg
+
+
+def _rank(rec: Rec) -> tuple[int, int]:
+    """Sort key: higher priority first, then the earlier entry."""
+    return (-rec.priority, rec.seq)
