@@ -56,6 +56,8 @@ class SwitchConfig:
     json: Path | None = None
     log_level: str = "warn"
     log_file: Path | None = None
+    #: port -> bits/s: a port-level shaper (built-in target only; BMv2 shapes per queue)
+    port_rates: dict[int, int] = field(default_factory=dict)
 
 
 def command_line(target: str, config: SwitchConfig) -> list[str]:
@@ -66,12 +68,16 @@ def command_line(target: str, config: SwitchConfig) -> list[str]:
         argv = [sys.executable, "-m", "bmv2.softswitch.cli"]
     else:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if config.port_rates and target != "soft":
+        raise ValueError("port_rates need the built-in target (BMv2 has no port shaper)")
     argv += ["--device-id", str(config.device_id)]
     for port, ifname in sorted(config.ports.items()):
         argv += ["-i", f"{port}@{ifname}"]
     argv += ["--log-level", config.log_level]
     if config.log_file is not None:
         argv += ["--log-file", str(config.log_file)]
+    for port, rate in sorted(config.port_rates.items()):
+        argv += ["--port-rate", f"{port}={rate}"]
     argv += [str(config.json)] if config.json is not None else ["--no-p4"]
     argv += ["--", "--grpc-server-addr", config.grpc_addr,
              "--priority-queues", str(config.priority_queues)]
