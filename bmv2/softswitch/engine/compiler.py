@@ -600,7 +600,7 @@ class Compiler:
             if a.kind in ("header", "hdrsel") and b.kind in ("header", "hdrsel"):
                 cases = [(f"{c.code} and {x}" if x else c.code, h)
                          for x, h in self._cases(a)]
-                cases += [(f"not {c.code} and {x}" if x else None, h)
+                cases += [(f"not {c.code} and {x}" if x else f"not {c.code}", h)
                           for x, h in self._cases(b)]
                 return Ex("", "hdrsel", cases=cases)
             a, b = self.data(left, ctx), self.data(right, ctx)
