@@ -21,6 +21,15 @@ stream scheduler). The choice is sent in the ``masque-mode`` request header and
 the proxy confirms it in the response; a packet too large for one DATAGRAM frame
 goes as a capsule in either mode.
 
+Fast path: with ``fastpath=True`` the client binds a UDP socket (the source it
+declares in ``masque-fastpath-source``) before asking; when the proxy answers
+``masque-fastpath-status: granted`` with a flow id and the switch's address, the
+tunnel's payloads go in the shim (`hostagent.shim`) from that socket straight to
+the switch, and shims coming back are unwrapped and delivered as if the proxy
+had relayed them. The request stream stays open: closing it closes the flow, and
+anything the proxy still relays on it is delivered too. Otherwise the tunnel
+stays on the slow path and `fastpath_reason` says why.
+
 An inner QUIC connection is a sans-I/O aioquic connection pumped by hand
 (`datagrams_to_send`, `get_timer`/`handle_timer`, `receive_datagram`) and
 "connected" to `PLACEHOLDER_ADDR`, a fixed non-IP address: aioquic clients drop
@@ -49,8 +58,25 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
+from hostagent.masque.fastpath import (
+    FastPathCounters,
+    FastPathSocket,
+    format_dscp_map,
+    local_address_towards,
+)
 from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
-from hostagent.masque.proxy import FASTPATH_HEADER, MODE_HEADER, MODES, RANK_HEADER
+from hostagent.masque.proxy import (
+    FASTPATH_ADDRESS_HEADER,
+    FASTPATH_DSCP_HEADER,
+    FASTPATH_FLOW_HEADER,
+    FASTPATH_HEADER,
+    FASTPATH_REASON_HEADER,
+    FASTPATH_SOURCE_HEADER,
+    FASTPATH_STATUS_HEADER,
+    MODE_HEADER,
+    MODES,
+    RANK_HEADER,
+)
 from hostagent.masque.target import ECHO_ALPN, echo_configuration
 from hostagent.masque.wire import (
     CAPSULE_DATAGRAM,
@@ -71,8 +97,8 @@ log = logging.getLogger("mp-client")
 
 #: The address every inner connection is "connected" to (not an IP address on purpose).
 PLACEHOLDER_ADDR = ("masque-tunnel", 0)
-#: Response header that will carry fast-path parameters once a controller exists.
-FASTPATH_RESPONSE_HEADER = b"masque-fastpath-flow"
+#: Response header with the granted flow id (the other fast-path headers: proxy.py).
+FASTPATH_RESPONSE_HEADER = FASTPATH_FLOW_HEADER
 
 
 class MasqueError(Exception):
@@ -162,6 +188,13 @@ class UdpTunnel:
         self.meta = meta
         #: fast path: None when not asked for; else "slow path" or the granted parameters
         self.fastpath: str | None = None
+        #: why the proxy left the tunnel on the slow path ("" when granted or not asked)
+        self.fastpath_reason = ""
+        #: the flow id the shims carry, while on the fast path
+        self.fastpath_flow: int | None = None
+        #: priority level -> DSCP that inner packets are tagged with on the fast path
+        self.fastpath_dscp: dict[int, int] = {}
+        self._fastpath: FastPathSocket | None = None
         #: called with each received UDP payload; without it payloads queue for `recv()`
         self.on_receive: Callable[[bytes], None] | None = None
         self.closed = asyncio.Event()
@@ -174,10 +207,44 @@ class UdpTunnel:
     def __repr__(self) -> str:
         return f"<UdpTunnel #{self.stream_id} {self.host}:{self.port} {self.mode}>"
 
+    @property
+    def on_fastpath(self) -> bool:
+        """Whether payloads go through the switch's fast path (shim) rather than the proxy."""
+        return self._fastpath is not None and self.fastpath_flow is not None
+
+    @property
+    def fastpath_counters(self) -> FastPathCounters:
+        """Shim packets sent and received, malformed and foreign shims dropped."""
+        return self._fastpath.counters if self._fastpath is not None else FastPathCounters()
+
+    def counters(self) -> dict[str, int]:
+        """Every counter of the tunnel: the slow path's and the fast path's (``fp_``)."""
+        out = {"sent": self.sent, "received": self.received,
+               "sent_as_capsules": self.sent_as_capsules,
+               "dropped_context": self.dropped_context,
+               "via_proxy": self.received - self.fastpath_counters.received}
+        out.update({f"fp_{k}": v for k, v in vars(self.fastpath_counters).items()})
+        return out
+
+    def _dscp_for(self, priority: int | None) -> int | None:
+        """The DSCP of the most urgent declared level at or after `priority`."""
+        if priority is None or not self.fastpath_dscp:
+            return None
+        levels = [p for p in self.fastpath_dscp if p >= priority]
+        return self.fastpath_dscp[min(levels)] if levels else None
+
     # -- sending ---------------------------------------------------------------------------
-    def send(self, payload: bytes) -> None:
-        """Send one UDP payload to the target (dropped silently once the tunnel closed)."""
+    def send(self, payload: bytes, priority: int | None = None) -> None:
+        """Send one UDP payload to the target (dropped silently once the tunnel closed).
+
+        On the fast path it goes in the shim to the switch; `priority` (the most
+        urgent inner stream the packet serves) picks its DSCP tag from `fastpath_dscp`.
+        """
         if self.closed.is_set():
+            return
+        if self._fastpath is not None and self.fastpath_flow is not None:
+            self._fastpath.send(payload, self._dscp_for(priority))
+            self.sent += 1
             return
         proto = self.client._proto
         http_payload = encode_udp_payload(payload)
@@ -202,6 +269,7 @@ class UdpTunnel:
             return
         self.close_reason = "closed by the client"
         self.closed.set()
+        self._stop_fastpath()
         proto = self.client._proto
         with contextlib.suppress(Exception):
             proto.h3.send_data(self.stream_id, b"", end_stream=True)
@@ -263,7 +331,44 @@ class UdpTunnel:
         if not self.closed.is_set():
             self.close_reason = reason
             self.closed.set()
+        self._stop_fastpath()
         self.client._proto.tunnels.pop(self.stream_id, None)
+
+    def _stop_fastpath(self) -> None:
+        if self._fastpath is not None:
+            self._fastpath.close()
+            self.fastpath_flow = None  # keep the socket object: its counters stay readable
+
+    def _fastpath_answer(self, answer: dict[bytes, bytes]) -> None:
+        """Switch to the shim if the proxy granted the fast path; else record why not."""
+        sock = self._fastpath
+        status = answer.get(FASTPATH_STATUS_HEADER, b"").decode("ascii", "replace").strip()
+        try:
+            flow_id = int(answer[FASTPATH_FLOW_HEADER])
+            host, _, port = answer[FASTPATH_ADDRESS_HEADER].decode("ascii").rpartition(":")
+            switch = (host, int(port))
+            granted = status == "granted" and sock is not None
+        except (KeyError, ValueError, UnicodeDecodeError):
+            granted = False
+        if granted:
+            assert sock is not None
+            self.fastpath_flow = flow_id
+            sock.start(flow_id, switch, self._deliver)
+            self.fastpath = f"flow {flow_id} via {switch[0]}:{switch[1]}"
+            log.info("tunnel %s:%d: fast path granted: %s from %s:%d", self.host, self.port,
+                     self.fastpath, *sock.source)
+            return
+        reason = answer.get(FASTPATH_REASON_HEADER, b"").decode("ascii", "replace").strip()
+        if len(reason) >= 2 and reason[0] == reason[-1] == '"':
+            reason = reason[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        self.fastpath_reason = reason or (f"proxy answered masque-fastpath-status {status!r}"
+                                          if status else "the proxy did not grant it")
+        self.fastpath = "slow path"
+        if sock is not None:
+            sock.close()
+            self._fastpath = None
+        log.info("tunnel %s:%d: fast path requested, the proxy left it on the slow path: %s",
+                 self.host, self.port, self.fastpath_reason)
 
     # -- an inner QUIC connection ----------------------------------------------------------
     async def quic(self, alpn: str = ECHO_ALPN, scheduler: StreamScheduler | str = "rr", *,
@@ -292,6 +397,7 @@ class InnerConnection:
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self._waiters: dict[int, asyncio.Future[bytes]] = {}
         self._buffers: dict[int, bytearray] = {}
+        self._priorities: dict[int, int] = {}  # open streams' priority levels
         self.closed = asyncio.Event()
         tunnel.on_receive = self.datagram_received
         quic.connect(PLACEHOLDER_ADDR, now=self._loop.time())
@@ -320,8 +426,11 @@ class InnerConnection:
     def _pump(self) -> None:
         while (event := self.quic.next_event()) is not None:
             self._event(event)
+        # each packet is tagged for the most urgent stream still open (an approximation:
+        # a packet may carry frames of several streams and acknowledgements)
+        urgent = min(self._priorities.values(), default=None)
         for data, _addr in self.quic.datagrams_to_send(now=self._loop.time()):
-            self.tunnel.send(data)
+            self.tunnel.send(data, urgent)
         at = self.quic.get_timer()
         if at != self._timer_at:
             if self._timer is not None:
@@ -337,11 +446,13 @@ class InnerConnection:
             buf = self._buffers.setdefault(event.stream_id, bytearray())
             buf += event.data
             if event.end_stream:
+                self._priorities.pop(event.stream_id, None)
                 waiter = self._waiters.pop(event.stream_id, None)
                 data = bytes(self._buffers.pop(event.stream_id))
                 if waiter is not None and not waiter.done():
                     waiter.set_result(data)
         elif isinstance(event, StreamReset):
+            self._priorities.pop(event.stream_id, None)
             waiter = self._waiters.pop(event.stream_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(MasqueError(f"stream {event.stream_id} reset "
@@ -366,6 +477,7 @@ class InnerConnection:
         stream_id = self.quic.open_stream(meta)
         waiter: asyncio.Future[bytes] = self._loop.create_future()
         self._waiters[stream_id] = waiter
+        self._priorities[stream_id] = (meta or StreamMeta()).priority
         self.quic.send_stream_data(stream_id, data, end_stream=True)
         self._pump()
         return waiter
@@ -471,12 +583,17 @@ class MasqueClient:
 
     async def open_udp(self, host: str, port: int, *, mode: str = "datagram",
                        meta: StreamMeta | None = None, fastpath: bool = False,
+                       fastpath_source: tuple[str, int] | None = None,
+                       fastpath_dscp: dict[int, int] | None = None,
                        timeout: float = 10.0) -> UdpTunnel:
         """Open a CONNECT-UDP tunnel to host:port; TunnelRefused on a non-2xx answer.
 
         `mode` is "datagram" or "stream" (see the module docs); `meta` ranks the
         tunnel's request stream in the outer scheduler and at the proxy; `fastpath`
-        asks for the switch fast path.
+        asks for the switch fast path, with shims sent from `fastpath_source`
+        (default: this host's address towards the proxy, a free port);
+        `fastpath_dscp` maps inner-stream priority levels to the DSCP tags the
+        packets carry, which the proxy registers with the controller.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -496,13 +613,27 @@ class MasqueClient:
             (RANK_HEADER, str(max(0, meta.priority)).encode()),
             (b"priority", f"u={min(7, max(0, meta.priority))}".encode()),
         ]
+        fp_socket: FastPathSocket | None = None
         if fastpath:
             headers.append((FASTPATH_HEADER, b"?1"))
+            try:
+                source = fastpath_source or (local_address_towards(self.host, self.port), 0)
+                fp_socket = FastPathSocket(source)
+            except OSError as exc:
+                log.info("tunnel %s:%d: no fast-path socket (%s); asking without a source",
+                         host, port, exc)
+            else:
+                headers.append((FASTPATH_SOURCE_HEADER,
+                                f"{fp_socket.source[0]}:{fp_socket.source[1]}".encode()))
+                if fastpath_dscp:
+                    headers.append((FASTPATH_DSCP_HEADER, format_dscp_map(fastpath_dscp)))
         stream_id = proto.connection.open_stream(meta)
         fut: asyncio.Future[tuple[dict[bytes, bytes], bool]] = (
             asyncio.get_running_loop().create_future())
         proto.responses[stream_id] = fut
         tunnel = UdpTunnel(self, stream_id, host, port, mode, meta)
+        tunnel._fastpath = fp_socket
+        tunnel.fastpath_dscp = dict(fastpath_dscp or {})
         proto.tunnels[stream_id] = tunnel
         proto.h3.send_headers(stream_id, headers)
         proto.kick()
@@ -510,6 +641,8 @@ class MasqueClient:
             async with asyncio.timeout(timeout):
                 answer, ended = await fut
         except BaseException:
+            if fp_socket is not None:
+                fp_socket.close()
             proto.responses.pop(stream_id, None)
             proto.tunnels.pop(stream_id, None)
             with contextlib.suppress(Exception):
@@ -518,6 +651,8 @@ class MasqueClient:
             raise
         status = int(answer.get(b":status", b"0"))
         if not 200 <= status < 300 or ended:
+            if fp_socket is not None:
+                fp_socket.close()
             proto.tunnels.pop(stream_id, None)
             tunnel.closed.set()
             raise TunnelRefused(status, answer)
@@ -525,10 +660,5 @@ class MasqueClient:
         if confirmed in MODES:
             tunnel.mode = confirmed
         if fastpath:
-            granted = answer.get(FASTPATH_RESPONSE_HEADER)
-            # Once a controller exists, the shim (hostagent.shim) takes over here.
-            tunnel.fastpath = "slow path" if granted is None else granted.decode()
-            if granted is None:
-                log.info("tunnel %s:%d: fast path requested, the proxy left it on the slow "
-                         "path", host, port)
+            tunnel._fastpath_answer(answer)
         return tunnel

@@ -110,7 +110,8 @@ async def run(args: argparse.Namespace, proxy: tuple[str, int],
                 return
             note = ""
             if tunnel.fastpath is not None:
-                note = (" fast path: the proxy left the tunnel on the slow path"
+                note = (f" fast path: the proxy left the tunnel on the slow path "
+                        f"({tunnel.fastpath_reason})"
                         if tunnel.fastpath == "slow path" else f" fast path: {tunnel.fastpath}")
             try:
                 rtts = await _exchange(tunnel, args.protocol, args.count, args.size,
@@ -122,11 +123,15 @@ async def run(args: argparse.Namespace, proxy: tuple[str, int],
                 return
             finally:
                 tunnel.close()
+            fp = tunnel.fastpath_counters
+            fp_counts = (f" (shims sent {fp.sent}, received {fp.received}, malformed "
+                         f"{fp.malformed}; via the proxy {tunnel.counters()['via_proxy']})"
+                         if tunnel.fastpath not in (None, "slow path") else "")
             ms = [1000 * r for r in rtts]
             print(f"{host}:{port} tunnel #{tunnel.stream_id} {tunnel.mode} {args.protocol}: "
                   f"{len(ms)} x {args.size} B, RTT ms min {min(ms):.1f} median "
                   f"{statistics.median(ms):.1f} max {max(ms):.1f} "
-                  f"[{' '.join(f'{v:.1f}' for v in ms)}]{note}")
+                  f"[{' '.join(f'{v:.1f}' for v in ms)}]{note}{fp_counts}")
 
         await asyncio.gather(*(one(h, p) for h, p in jobs))
     return 1 if failures else 0

@@ -13,15 +13,18 @@ Responses: 2xx opens the tunnel; 400 malformed request, template, host or port;
 per-client tunnel limit; 502 DNS failure or socket error. Every failure carries a
 ``Proxy-Status`` header (RFC 9209).
 
-Fast path: a request with ``masque-fastpath: ?1`` is handed to `FastPathHook.request`,
-the one place a controller will plug in; the default hook has no controller and
-leaves the tunnel on the slow path.
+Fast path: a request with ``masque-fastpath: ?1`` is handed to `FastPathHook.request`.
+The default hook (`NoController`) leaves the tunnel on the slow path;
+`hostagent.masque.fastpath.ControllerFastPath` asks the controller's northbound
+API to install the flow in the switch. Either way the response says what
+happened (``masque-fastpath-status``), and a granted flow is closed with the tunnel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import ipaddress
 import json
 import logging
@@ -29,7 +32,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,6 +78,20 @@ MODES = ("datagram", "stream")
 MODE_HEADER = b"masque-mode"
 #: Request header asking for the switch fast path (this project's).
 FASTPATH_HEADER = b"masque-fastpath"
+#: Request header: the IPv4 address:port the client will send shims from.
+FASTPATH_SOURCE_HEADER = b"masque-fastpath-source"
+#: Request header: DSCP tags the client writes per inner-stream priority ("46=0, 10=3").
+FASTPATH_DSCP_HEADER = b"masque-fastpath-dscp"
+#: Response header: "granted" or "slow-path".
+FASTPATH_STATUS_HEADER = b"masque-fastpath-status"
+#: Response header on the slow path: why (a structured-field string).
+FASTPATH_REASON_HEADER = b"masque-fastpath-reason"
+#: Response header when granted: the flow id to put in every shim.
+FASTPATH_FLOW_HEADER = b"masque-fastpath-flow"
+#: Response header when granted: the switch's fast-path address:port to send shims to.
+FASTPATH_ADDRESS_HEADER = b"masque-fastpath-address"
+#: Response header when granted: the proxy port the target sees (informative).
+FASTPATH_PROXY_PORT_HEADER = b"masque-fastpath-proxy-port"
 #: Request header with the tunnel's rank for the proxy's stream scheduler (this project's).
 RANK_HEADER = b"masque-rank"
 #: RFC 9209 Proxy-Status.
@@ -146,19 +163,43 @@ class AccessPolicy:
 
 # -- the fast-path hook ----------------------------------------------------------------------
 
-class FastPathHook(Protocol):
-    """Asked once per tunnel whose request carries ``masque-fastpath: ?1``."""
+Headers = list[tuple[bytes, bytes]]
 
-    def request(self, tunnel: ProxyTunnel) -> list[tuple[bytes, bytes]] | None:
-        """Response headers with the fast-path parameters, or None: stay on the slow path."""
+
+class FastPathHook(Protocol):
+    """Asked once per tunnel whose request carries ``masque-fastpath: ?1``.
+
+    `request` returns the response headers that say whether the tunnel got the
+    fast path (and its parameters), or None; it may be a coroutine (a controller
+    call). A hook that granted a flow sets `tunnel.fastpath_flow`; `release` is
+    then called once when the tunnel closes.
+    """
+
+    def request(self, tunnel: ProxyTunnel) -> Headers | None | Awaitable[Headers | None]:
+        """Response headers with the fast-path outcome, or None."""
+
+    def release(self, tunnel: ProxyTunnel) -> None:
+        """The tunnel closed: give its flow back (a hook without flows does nothing)."""
+
+
+def slow_path_headers(reason: str) -> Headers:
+    """The response headers of a fast-path request left on the slow path, and why."""
+    text = reason.replace("\\", "\\\\").replace('"', '\\"')
+    text = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in text)
+    return [(FASTPATH_STATUS_HEADER, b"slow-path"),
+            (FASTPATH_REASON_HEADER, f'"{text}"'.encode())]
 
 
 class NoController:
-    """The hook until a controller exists: logs and keeps every tunnel on the slow path."""
+    """The hook without a controller: logs and keeps every tunnel on the slow path."""
 
-    def request(self, tunnel: ProxyTunnel) -> list[tuple[bytes, bytes]] | None:
+    def request(self, tunnel: ProxyTunnel) -> Headers | None:
+        """Always the slow path, with the reason in the response."""
         log.info("tunnel %s: %s", tunnel.label, NO_CONTROLLER_MESSAGE)
-        return None
+        return slow_path_headers("no controller configured")
+
+    def release(self, tunnel: ProxyTunnel) -> None:
+        """Nothing was granted, nothing to give back."""
 
 
 # -- tunnels ---------------------------------------------------------------------------------
@@ -205,6 +246,10 @@ class ProxyTunnel:
     counters: TunnelCounters = field(default_factory=TunnelCounters)
     closed: bool = False
     close_reason: str = ""
+    #: the request's headers (the fast-path hook reads its parameters there)
+    request_headers: dict[bytes, bytes] = field(default_factory=dict)
+    #: the controller's flow id while the tunnel is on the fast path
+    fastpath_flow: int | None = None
 
     @property
     def label(self) -> str:
@@ -233,6 +278,8 @@ class ProxyTunnel:
         self.closed, self.close_reason = True, reason
         if self.transport is not None:
             self.transport.close()
+        if self.fastpath_flow is not None:
+            self.proto.proxy.fastpath.release(self)
         self.proto.tunnel_closed(self, end_stream)
 
 
@@ -272,6 +319,7 @@ class ProxyProtocol(QuicConnectionProtocol):
         self._parsers: dict[int, CapsuleParser] = {}
         self._kick_pending = False
         self.peer_label = "?"
+        self.peer_host: str | None = None  # the client's address, as this proxy sees it
 
     @property
     def connection(self) -> ScheduledQuicConnection:
@@ -294,6 +342,7 @@ class ProxyProtocol(QuicConnectionProtocol):
             if paths:
                 addr = paths[0].addr
                 self.peer_label = f"{addr[0]}:{addr[1]}"
+                self.peer_host = str(addr[0])
             self.proxy.connections.add(self)
         if isinstance(event, (StreamReset, StopSendingReceived)):
             tunnel = self.tunnels.get(event.stream_id)
@@ -389,13 +438,20 @@ class ProxyProtocol(QuicConnectionProtocol):
             self._respond(sid, 500, [(PROXY_STATUS_HEADER, proxy_status(
                 "proxy_internal_error", str(exc)).encode())], end_stream=True)
             return
+        extra = [(MODE_HEADER, tunnel.mode.encode())]
+        if tunnel.fastpath_requested:
+            try:
+                answer = self.proxy.fastpath.request(tunnel)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+            except Exception as exc:  # noqa: BLE001 - the slow path always works
+                log.exception("tunnel %s: fast-path hook failed", tunnel.label)
+                answer = slow_path_headers(f"fast-path hook failed: {exc}")
+            extra += answer or []
         self.opening.discard(sid)
         if self._quic._close_event is not None or sid not in self._quic._streams:
             tunnel.close("stream gone before the response", end_stream=False)
             return
-        extra = [(MODE_HEADER, tunnel.mode.encode())]
-        if tunnel.fastpath_requested:
-            extra += self.proxy.fastpath.request(tunnel) or []
         self.tunnels[sid] = tunnel
         self.connection.set_stream_meta(sid, StreamMeta(priority=tunnel.rank))
         self._respond(sid, 200, [(b"capsule-protocol", b"?1"), *extra])
@@ -507,7 +563,7 @@ class MasqueProxy:
         return self.port
 
     async def close(self) -> None:
-        """Close every tunnel and connection and stop serving."""
+        """Close every tunnel (giving back their fast-path flows) and stop serving."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -518,6 +574,9 @@ class MasqueProxy:
             proto.close()
         if self.server is not None:
             self.server.close()
+        closing = getattr(self.fastpath, "aclose", None)
+        if closing is not None:
+            await closing()
         await asyncio.sleep(0)
 
     async def _sweep(self) -> None:
@@ -525,7 +584,9 @@ class MasqueProxy:
         while True:
             await asyncio.sleep(period)
             limit = time.monotonic() - self.settings.idle_timeout
-            for tunnel in [t for t in self.tunnels if t.last_activity < limit]:
+            # a tunnel on the fast path carries no traffic here: its request stream keeps it
+            for tunnel in [t for t in self.tunnels
+                           if t.last_activity < limit and t.fastpath_flow is None]:
                 tunnel.close(f"idle for {self.settings.idle_timeout:g} s")
 
     # -- admission -------------------------------------------------------------------------
@@ -576,7 +637,7 @@ class MasqueProxy:
         assert proto.h3 is not None
         mode = "stream" if wanted == "stream" or not proto.h3.peer_datagrams else "datagram"
         tunnel = ProxyTunnel(proto, stream_id, target, address, mode, request_rank(headers),
-                             sf_boolean(headers.get(FASTPATH_HEADER)))
+                             sf_boolean(headers.get(FASTPATH_HEADER)), request_headers=headers)
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(
@@ -596,9 +657,12 @@ class MasqueProxy:
         """Count and log a tunnel that answered 2xx."""
         self.tunnels.add(tunnel)
         self.stats["tunnels_opened"] += 1
+        if tunnel.fastpath_flow is not None:
+            fastpath = f" fast path flow {tunnel.fastpath_flow}"
+        else:
+            fastpath = " fast path requested, slow path" if tunnel.fastpath_requested else ""
         log.info("tunnel open %s mode %s rank %d%s (open %d, opened %d, closed %d)",
-                 tunnel.label, tunnel.mode, tunnel.rank,
-                 " fast path requested" if tunnel.fastpath_requested else "",
+                 tunnel.label, tunnel.mode, tunnel.rank, fastpath,
                  len(self.tunnels), self.stats["tunnels_opened"], self.stats["tunnels_closed"])
 
     def closed(self, tunnel: ProxyTunnel) -> None:

@@ -1,4 +1,5 @@
-"""`mp-proxy`: the CONNECT-UDP proxy agent (slow path; fast-path hook without controller)."""
+"""`mp-proxy`: the CONNECT-UDP proxy agent (slow path; the switch fast path through the
+controller when `--controller` and a token are given)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import sys
 
-from hostagent.masque.proxy import MasqueProxy, ProxySettings
+from hostagent.masque.fastpath import ControllerFastPath
+from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
 from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS
@@ -21,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mp-proxy",
         description="HTTP/3 CONNECT-UDP proxy (RFC 9298). Relays UDP for clients as HTTP "
         "Datagrams or DATAGRAM capsules. A request may ask for the P4 switch's fast path "
-        "(masque-fastpath: ?1); without a controller every tunnel stays on the slow path.",
+        "(masque-fastpath: ?1): with --controller the proxy opens the flow through the "
+        "controller's northbound API (the proxy is the controller's client, with an operator "
+        "token); without it every tunnel stays on the slow path.",
     )
     parser.add_argument("--listen", default="0.0.0.0:4433", help="HOST:PORT to serve HTTP/3 on")
     parser.add_argument("--certificate", help="TLS certificate (PEM; default: self-signed)")
@@ -42,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-datagrams", action="store_true",
                         help="do not offer HTTP Datagrams in QUIC DATAGRAM frames (every "
                         "tunnel then runs in stream mode)")
+    parser.add_argument("--controller", metavar="HOST:PORT",
+                        help="the controller's northbound API: grant fast-path requests through "
+                        "it (default: no controller, every tunnel on the slow path)")
+    parser.add_argument("--controller-token",
+                        default=os.environ.get("MP_PROXY_CONTROLLER_TOKEN", ""),
+                        help="the proxy's token at the controller; must be an operator's, since "
+                        "the proxy opens flows for its clients' addresses "
+                        "(default $MP_PROXY_CONTROLLER_TOKEN)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -61,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--max-tunnels must be >= 1")
     if args.idle_timeout <= 0:
         parser.error("--idle-timeout must be > 0")
+    if args.controller:
+        try:
+            parse_host_port(args.controller)
+        except ValueError as exc:
+            parser.error(f"--controller: {exc}")
+        if not args.controller_token:
+            parser.error("--controller needs a token: --controller-token T or "
+                         "$MP_PROXY_CONTROLLER_TOKEN")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = ProxySettings(allow=args.allow, max_tunnels=args.max_tunnels,
@@ -72,14 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        proxy = MasqueProxy(settings)
+        hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token)
+                              if args.controller else NoController())
+        proxy = MasqueProxy(settings, fastpath=hook)
         await proxy.start(host, port, args.certificate, args.private_key)
         try:
             await stop.wait()
         finally:
             await proxy.close()
             logging.getLogger("mp-proxy").info(
-                "counters: %s; refused by status: %s", proxy.stats, proxy.refusals)
+                "counters: %s; refused by status: %s%s", proxy.stats, proxy.refusals,
+                f"; fast path: {hook.stats}" if isinstance(hook, ControllerFastPath) else "")
 
     asyncio.run(run())
     return 0
