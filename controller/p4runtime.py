@@ -70,6 +70,12 @@ class P4RuntimeSession:
                 msg = await self.client.receive()
                 kind = msg.WhichOneof("update")
                 if kind == "arbitration":
+                    if self.is_primary and msg.arbitration.status.code != rpc_code.OK:
+                        # a client with a higher election id took over: we are a backup now
+                        log.warning("%s: no longer primary (%s)", self.address,
+                                    msg.arbitration.status.message)
+                        self.is_primary = False
+                        return
                     await self._arbitration.put(msg.arbitration)
                 elif kind == "packet":
                     await self.packet_ins.put(decode_stream(msg, self.schema))

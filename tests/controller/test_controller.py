@@ -249,3 +249,28 @@ def test_a_second_controller_with_a_lower_election_id_stays_backup(net: Net) -> 
         assert decapsulates(net, again), "the primary still installs flows"
     finally:
         second.stop()
+
+
+def test_a_controller_with_a_higher_election_id_takes_over_and_hands_back(net: Net) -> None:
+    flow = add_flow(net)
+    folder = net.tmp / "second"
+    folder.mkdir()
+    nb_port = free_port()
+    second = controller(write_config(folder, net.switch_cfg.grpc_addr, nb_port, election=3),
+                        ready=r"pipeline pushed|reconciled")
+    second.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any("no longer primary" in line for line in net.controller.output):
+            assert time.monotonic() < deadline, "the first controller was not told"
+            time.sleep(0.2)
+        taken = json.loads(ctl(nb_port, "alice-token", "--json", "flow", "add", "--client",
+                               f"{plan.CLIENT}:50002", "--target",
+                               f"{plan.TARGET}:443").stdout)
+        assert decapsulates(net, taken), "the new primary installs flows"
+    finally:
+        second.stop()
+    deadline = time.monotonic() + 30
+    while not decapsulates(net, flow):  # the first controller is primary again and syncs
+        assert time.monotonic() < deadline, "the first controller never took back over"
+    assert any("reconciled" in line for line in list(net.controller.output)[-20:])
