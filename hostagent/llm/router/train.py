@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                             "large-only": round(mean_reward(
                                 simulate(arrivals, static(LARGE)).rewards), 4)}
     save_checkpoint(out, net, config, {
-        "command": "python -m hostagent.llm.router.train " + " ".join(argv or sys.argv[1:]),
+        "command": " ".join(["python -m hostagent.llm.router.train", *(argv or sys.argv[1:])]),
         "training_seconds": round(seconds, 1), "torch": torch.__version__,
         "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
         "stable_check_seed1": check})
