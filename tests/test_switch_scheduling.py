@@ -1,7 +1,13 @@
-"""The switch-scheduling experiment: the pure-Python reference on hand-computed traces
-and the SP-PIFO paper's qualitative anchor."""
+"""The switch-scheduling experiment: the pure-Python reference on hand-computed traces,
+the SP-PIFO paper's qualitative anchor, the receiver-view inversion estimator, and a
+short live run on the built-in target (root)."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -138,3 +144,62 @@ def test_paper_anchor_uniform_ranks() -> None:
     assert ratio > 3.0
     assert results["pifo"].inversions == 0
     assert results["fifo"].drops > 0  # the load is above 1
+
+
+def test_receiver_view_estimator() -> None:
+    from topologies.switch_scheduling import receiver_inversions
+
+    # (seq, rank, send time, receive time), in receive order; base delay 0.01 s, so a
+    # packet left the bottleneck 0.01 s before it was received.
+    # a (rank 5) leaves at 0.99; b (rank 1, sent 0.5) leaves after it: one inversion.
+    # c (rank 3) was sent at 1.5, after a left: it does not count against a.
+    rows = [(0, 0, 0.0, 0.01), (1, 5, 0.2, 1.0), (2, 1, 0.5, 2.0), (3, 3, 1.5, 3.0)]
+    assert receiver_inversions(rows) == 1
+    # b first, then a, and c sent after a left: nothing inverted
+    rows = [(0, 0, 0.0, 0.01), (2, 1, 0.5, 1.0), (1, 5, 0.2, 2.0), (3, 3, 2.5, 3.0)]
+    assert receiver_inversions(rows) == 0
+    # c sent before a left (1.5 < 1.99) and leaving after it, with a smaller rank: one
+    rows = [(0, 0, 0.0, 0.01), (2, 1, 0.5, 1.0), (1, 5, 0.2, 2.0), (3, 3, 1.5, 3.0)]
+    assert receiver_inversions(rows) == 1
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _leftovers() -> tuple[list[str], list[str]]:
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    names = [line.split()[0] for line in netns.splitlines() if line.startswith("mpss")]
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    ifs = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
+           if line.split(":")[1].strip().startswith("mpss")]
+    return names, ifs
+
+
+def _our_processes() -> list[str]:
+    """Processes the experiment starts: the switch (on mpss ports), the controller (its
+    config in an mp-ss- folder), the sender and receiver (in mpss namespaces)."""
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in ps.splitlines()
+            if "mpss" in line or "mp-ss-" in line or "--role" in line]
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_live_short_run(tmp_path: Path) -> None:
+    from topologies.switch_scheduling import MODES, RANKS
+
+    out = tmp_path / "switch"
+    run = subprocess.run(
+        [sys.executable, "-m", "topologies.switch_scheduling", "--seconds", "3",
+         "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    data = json.loads((out / "switch_scheduling.json").read_text())
+    assert set(data["modes"]) == set(MODES)
+    for mode in MODES:
+        assert set(data["modes"][mode]["per_rank"]) == {str(r) for r in RANKS}
+    top = str(min(RANKS))
+    p50 = {m: data["modes"][m]["per_rank"][top]["latency_ms_p50"] for m in MODES}
+    assert p50["sppifo"] < p50["fifo"]
+    assert (out / "switch_scheduling.png").exists()
+    assert _leftovers() == ([], [])
+    assert _our_processes() == []

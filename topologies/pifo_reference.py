@@ -111,7 +111,7 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
     return (q1, q2, q3)
 
 
-class _RankCounter:
+class RankCounter:
     """How many buffered packets have a rank below r: a Fenwick tree over the trace's ranks.
 
     The trace's distinct ranks are known up front, so they are compressed to indices and
@@ -218,7 +218,7 @@ def simulate(trace: Sequence[Packet], rate_bps: float, discipline: str, *, queue
     order = sorted(range(len(trace)), key=lambda i: trace[i].time)
     buf = _Buffer(discipline, queues, depth, queues * depth if fifo_depth is None else fifo_depth,
                   strict, full_queue_moves_bounds)
-    counter = _RankCounter(p.rank for p in trace)
+    counter = RankCounter(p.rank for p in trace)
     result = SimResult(discipline)
     for p in trace:
         result.per_rank.setdefault(p.rank, RankStats()).offered += 1
