@@ -1,0 +1,136 @@
+"""The Mininet MASQUE topology (topologies/masque_proxy.py) comes up, works, and goes away.
+
+Needs root and Mininet (`mininet` marker: skipped with the reason otherwise). The
+client's access link carries an impairment, so on a kernel without netem the
+userspace emulator node sits in it, and with netem Mininet's TCIntf does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from topologies import masque_proxy as mq
+from topologies.linkemu import parse_spec
+
+pytestmark = [pytest.mark.mininet, pytest.mark.slow, pytest.mark.timeout(120)]
+REPO = Path(__file__).resolve().parents[2]
+#: command lines of processes only this topology runs (switch ports, emulator, node shells)
+OURS = re.compile(r"mps1-eth|mpe\d+-eth|mininet:(mps1|mpe\d+)\b|mp-mininet-")
+
+
+def netns_inodes_in_use() -> set[int]:
+    """The network namespaces any process is in, by inode."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(FileNotFoundError, PermissionError, ProcessLookupError):
+                out.add(os.stat(entry / "ns" / "net").st_ino)
+    return out
+
+
+def our_processes() -> list[str]:
+    """Command lines of running processes that match our name patterns."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if OURS.search(cmd):
+                found.append(f"{entry.name}: {cmd.strip()}")
+    return found
+
+
+def assert_all_gone(pids: dict[str, int], inodes: set[int]) -> None:
+    """No process of `pids`, no namespace of `inodes`, no link, process or PID file of ours."""
+    from topologies.mininet_p4 import process_alive, root_links
+
+    deadline = time.monotonic() + 10  # namespaces go once their last process is reaped
+    while time.monotonic() < deadline:
+        alive = {label: pid for label, pid in pids.items() if process_alive(pid)}
+        left_ns = inodes & netns_inodes_in_use()
+        if not alive and not left_ns:
+            break
+        time.sleep(0.1)
+    assert not alive, f"processes still running: {alive}"
+    assert not left_ns, f"namespaces still in use: {left_ns}"
+    assert root_links(mq.ROOT_LINK_PREFIXES) == []
+    assert our_processes() == []
+    assert not mq.STATE_FILE.exists()
+
+
+def test_topology_pings_runs_the_fast_path_and_leaves_nothing() -> None:
+    """Up with an impaired client link, pingall, a fast-path echo with counters, clean stop."""
+    if mq.STATE_FILE.exists():
+        pytest.skip(f"{mq.STATE_FILE} exists: another topology runs, or run --cleanup")
+    topo = mq.MasqueTopology(target="soft", targets=2, link=parse_spec("delay=5ms"))
+    pids: dict[str, int] = {}
+    inodes: set[int] = set()
+    try:
+        topo.start()
+        pids, inodes = topo.pids(), topo.netns_inodes()
+        assert topo.link_how in ("netem", "userspace")
+        assert {"mp-controller", "mp-proxy", "mp-target t1", "mp-target t2",
+                "switch mps1", "shell client"} <= set(pids)
+        assert len(inodes) >= 4  # client, proxy, t1, t2 (and the emulator, if any)
+        assert topo.ping_all() == 0
+        result = topo.demo(count=5)
+        pids["mp-client"] = topo.processes["mp-client"].proc.pid
+        print(f"link {topo.link_how}; {result}")
+        assert result.exit_code == 0, result.lines
+        assert result.granted, result.lines
+        assert len(result.rtts_ms) == 5 and min(result.rtts_ms) >= 10  # 2 x 5 ms emulated
+        assert result.shims_sent > 0 and result.shims_received > 0
+        assert result.decap[0] > 0 and result.encap[0] > 0, result
+        queues = [c for sw in result.stats["switches"] for c in sw["counters"]
+                  if c["name"] == "queue_enqueues"]
+        assert sum(int(c.get("packets", 0)) for c in queues) > 0
+    finally:
+        assert topo.stop() == []
+    assert_all_gone(pids, inodes)
+
+
+def test_ctrl_c_during_the_demo_cleans_up() -> None:
+    """SIGINT to the script as soon as the topology is up: exit 130 and nothing left."""
+    if mq.STATE_FILE.exists():
+        pytest.skip(f"{mq.STATE_FILE} exists: another topology runs, or run --cleanup")
+    proc = subprocess.Popen([sys.executable, str(REPO / "topologies" / "masque_proxy.py"),
+                             "--targets", "1", "--count", "50"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    pids: dict[str, int] = {}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("*** topology up"):
+                break
+        else:
+            pytest.fail(f"the topology did not come up (exit {proc.wait()})")
+        state = json.loads(mq.STATE_FILE.read_text())
+        pids = {label: pid for label, (pid, _) in state["pids"].items()}
+        inodes = set()
+        for label, pid in pids.items():
+            if label.startswith("shell ") and label != "shell mps1":
+                inodes.add(os.stat(f"/proc/{pid}/ns/net").st_ino)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(rest)
+    assert proc.returncode == 130, rest
+    assert "interrupted, cleaning up" in rest
+    assert "cleanup:" not in rest, rest
+    assert {"mp-controller", "mp-proxy", "switch mps1"} <= set(pids)
+    assert_all_gone(pids, inodes)
