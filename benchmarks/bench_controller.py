@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -30,11 +29,6 @@ BATCH = 1000
 REGISTRATIONS = 300
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 async def entries_per_second(address: str) -> float:
     session = P4RuntimeSession(address)
@@ -55,7 +49,7 @@ def registration_latency(address: str) -> list[float]:
     import grpc
 
     with tempfile.TemporaryDirectory() as tmp:
-        nb_port = _free_port()
+        nb_port = launcher.free_tcp_port()
         proc = controller(write_config(Path(tmp), address, nb_port))
         proc.start()
         try:
@@ -80,7 +74,7 @@ def run_target(target: str) -> tuple[float, list[float]]:
     ports = VethPorts(4, prefix=f"mp{os.getpid() % 100000}k")
     ports.create()
     config = launcher.SwitchConfig(ports={p: ports.switch_if(p) for p in ports.ports},
-                                   grpc_addr=f"127.0.0.1:{_free_port()}", log_level="error")
+                                   grpc_addr=launcher.free_grpc_addr(), log_level="error")
     try:
         with launcher.SwitchProcess(target, config):
             rate = asyncio.run(entries_per_second(config.grpc_addr))

@@ -12,7 +12,6 @@ import cProfile
 import io
 import os
 import pstats
-import socket
 import threading
 import time
 
@@ -41,11 +40,6 @@ def frame(size: int) -> bytes:
             UDP(sport=CPORT, dport=shim.FASTPATH_PORT) / MpShim(flow_id=FLOW))
     return bytes(head / Raw(bytes(max(0, size - len(head)))))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _measure(ports: VethPorts, data: bytes) -> float:
@@ -85,7 +79,7 @@ def through_target(target: str) -> dict[int, float]:
     ports = VethPorts(4, prefix=f"mp{os.getpid() % 100000}x")
     ports.create()
     config = launcher.SwitchConfig(ports={p: ports.switch_if(p) for p in ports.ports},
-                                   grpc_addr=f"127.0.0.1:{_free_port()}", log_level="error")
+                                   grpc_addr=launcher.free_grpc_addr(), log_level="error")
     results = {}
     try:
         with launcher.SwitchProcess(target, config), \

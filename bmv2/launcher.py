@@ -13,6 +13,7 @@ P4Runtime answers a Capabilities request, and stops it by PID.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -84,6 +85,18 @@ def command_line(target: str, config: SwitchConfig) -> list[str]:
     if config.cpu_port is not None:
         argv += ["--cpu-port", str(config.cpu_port)]
     return argv
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now: for a switch's or controller's gRPC address."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_grpc_addr() -> str:
+    """`127.0.0.1:PORT` with a port that is free now."""
+    return f"127.0.0.1:{free_tcp_port()}"
 
 
 def p4runtime_answers(address: str, timeout: float = 1.0) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from bmv2 import launcher
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
 from topologies import capabilities
-from topologies.hosts import SwitchHost
+from topologies.hosts import SwitchHost, controller_config
 from topologies.nsprocess import NamespaceProcess, python_module
 
 COMMANDS = ("mp-switch", "mp-controller", "mp-ctl", "mp-proxy", "mp-client", "mp-target")
@@ -38,35 +37,6 @@ BOTTLENECK_BPS = 5_000_000
 FLOWS = {1: ("high priority", 46, "0.4mbit", 200, 0), 2: ("bulk", 0, "8mbit", 1200, 10)}
 TOKEN = "demo-operator"
 
-CONFIG = f"""
-state = "state.sqlite"
-northbound = "127.0.0.1:{{nb_port}}"
-sched_mode = "fifo"
-[[switch]]
-name = "s1"
-address = "{{switch}}"
-[fastpath]
-address = "10.0.2.1"
-proxy_addr = "10.0.2.10"
-[[route]]
-prefix = "10.0.1.0/24"
-port = 1
-src_mac = "{SENDER.switch_mac}"
-dst_mac = "{SENDER.host_mac}"
-[[route]]
-prefix = "10.0.3.0/24"
-port = 3
-src_mac = "{RECEIVER.switch_mac}"
-dst_mac = "{RECEIVER.host_mac}"
-[[class]]
-name = "ops"
-[[client]]
-name = "demo"
-token = "{TOKEN}"
-address = "{SENDER.ip}"
-class = "ops"
-operator = true
-"""
 
 
 def report() -> bool:
@@ -78,11 +48,6 @@ def report() -> bool:
     print()
     return capabilities.netns().available
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_traffic(seconds: float) -> dict[int, dict]:
@@ -119,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     hosts = [SENDER, RECEIVER]
     with tempfile.TemporaryDirectory(prefix="mp-demo-") as tmp:
         config = launcher.SwitchConfig(
-            ports={h.port: h.switch_if for h in hosts}, grpc_addr=f"127.0.0.1:{free_port()}",
+            ports={h.port: h.switch_if for h in hosts}, grpc_addr=launcher.free_grpc_addr(),
             port_rates={RECEIVER.port: BOTTLENECK_BPS}, log_level="warn")
-        nb_port = free_port()
+        nb_port = launcher.free_tcp_port()
         conf = Path(tmp) / "controller.toml"
-        conf.write_text(CONFIG.format(nb_port=nb_port, switch=config.grpc_addr))
+        conf.write_text(controller_config(hosts, config.grpc_addr, nb_port, TOKEN, SENDER))
         try:
             for host in hosts:
                 host.create()

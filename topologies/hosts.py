@@ -67,3 +67,19 @@ class SwitchHost:
     def destroy(self) -> None:
         subprocess.run(["ip", "link", "delete", self.switch_if], capture_output=True)
         subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
+
+
+def controller_config(hosts: list[SwitchHost], switch_addr: str, nb_port: int, token: str,
+                      operator: SwitchHost, extra: str = "") -> str:
+    """A TOML config for mp-controller: one switch, a route to each host, and one operator
+    client (`token`, at `operator`'s address) for the experiment that drives it."""
+    routes = "".join(
+        f'[[route]]\nprefix = "{ipaddress.IPv4Interface(h.addr).network}"\nport = {h.port}\n'
+        f'src_mac = "{h.switch_mac}"\ndst_mac = "{h.host_mac}"\n' for h in hosts)
+    return (f'state = "state.sqlite"\nnorthbound = "127.0.0.1:{nb_port}"\nsched_mode = "fifo"\n'
+            f'[[switch]]\nname = "s1"\naddress = "{switch_addr}"\n'
+            f'[fastpath]\naddress = "10.0.2.1"\nproxy_addr = "10.0.2.10"\n'
+            f"{routes}{extra}"
+            f'[[class]]\nname = "ops"\n'
+            f'[[client]]\nname = "operator"\ntoken = "{token}"\naddress = "{operator.ip}"\n'
+            f'class = "ops"\noperator = true\n')

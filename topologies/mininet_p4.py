@@ -22,7 +22,6 @@ Needs root and Mininet (Debian package mininet; the venv needs --system-site-pac
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -40,12 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 #: ethtool features turned off on every end a P4 switch or the emulator reads with AF_PACKET
 OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "gro", "off")
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mnexec_argv(node: Node | None, argv: list[str]) -> list[str]:
@@ -84,7 +77,7 @@ class P4Switch(Switch):
                              f"got {target!r}")
         super().__init__(name, **params)
         self.target = target
-        self.grpc_addr = f"127.0.0.1:{grpc_port or free_port()}"
+        self.grpc_addr = f"127.0.0.1:{grpc_port or launcher.free_tcp_port()}"
         self.log_file = log_file
         self.process: launcher.SwitchProcess | None = None
 

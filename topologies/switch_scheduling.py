@@ -42,7 +42,7 @@ from bmv2 import launcher
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
 from topologies import capabilities
-from topologies.hosts import SwitchHost
+from topologies.hosts import SwitchHost, controller_config
 from topologies.nsprocess import NamespaceProcess, ProcessFailed, python_module
 from topologies.pifo_reference import (
     Packet,
@@ -74,36 +74,6 @@ PAPER = {"fifo": 864_000, "sppifo": 262_000, "ratio": 3.3,
 #: STRICT: ranks 0..100 in 8 even ranges; reference queue q (0 first) is BMv2 queue 7 - q
 STRICT_RANGES = even_strict_ranges(0, 100, QUEUES)
 
-CONFIG = f"""
-state = "state.sqlite"
-northbound = "127.0.0.1:{{nb_port}}"
-sched_mode = "fifo"
-[[switch]]
-name = "s1"
-address = "{{switch}}"
-[fastpath]
-address = "10.0.2.1"
-proxy_addr = "10.0.2.10"
-[[route]]
-prefix = "10.0.1.0/24"
-port = 1
-src_mac = "{SENDER.switch_mac}"
-dst_mac = "{SENDER.host_mac}"
-[[route]]
-prefix = "10.0.3.0/24"
-port = 3
-src_mac = "{RECEIVER.switch_mac}"
-dst_mac = "{RECEIVER.host_mac}"
-{{strict}}
-[[class]]
-name = "ops"
-[[client]]
-name = "mpss"
-token = "{TOKEN}"
-address = "{SENDER.ip}"
-class = "ops"
-operator = true
-"""
 
 
 # -- the estimator -----------------------------------------------------------------------------
@@ -196,12 +166,6 @@ def receive(listen: tuple[str, int], seconds: float, log: Path) -> None:
 
 
 # -- the experiment ----------------------------------------------------------------------------
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for P4Runtime and the northbound API)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def strict_config(ranges: Sequence[StrictRange]) -> str:
     """[[strict]] tables of the controller config: reference queue q is BMv2 queue 7 - q."""
@@ -402,12 +366,12 @@ def experiment(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="mp-ss-") as tmpdir:
         tmp = Path(tmpdir)
         config = launcher.SwitchConfig(
-            ports={h.port: h.switch_if for h in hosts}, grpc_addr=f"127.0.0.1:{free_port()}",
+            ports={h.port: h.switch_if for h in hosts}, grpc_addr=launcher.free_grpc_addr(),
             port_rates={RECEIVER.port: BOTTLENECK_BPS}, log_level="warn")
-        nb_port = free_port()
+        nb_port = launcher.free_tcp_port()
         conf = tmp / "controller.toml"
-        conf.write_text(CONFIG.format(nb_port=nb_port, switch=config.grpc_addr,
-                                      strict=strict_config(STRICT_RANGES)))
+        conf.write_text(controller_config(hosts, config.grpc_addr, nb_port, TOKEN, SENDER,
+                                          extra=strict_config(STRICT_RANGES) + "\n"))
         try:
             for host in hosts:
                 host.create()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,11 +27,6 @@ from topologies.nsprocess import NamespaceProcess, python_module
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 CONFIG = """
@@ -113,9 +107,9 @@ class Net:
         self.target = target
         self.switch_cfg = launcher.SwitchConfig(
             ports={p: self.ports.switch_if(p) for p in self.ports.ports},
-            grpc_addr=f"127.0.0.1:{free_port()}")
+            grpc_addr=launcher.free_grpc_addr())
         self.switch = launcher.SwitchProcess(self.target, self.switch_cfg)
-        self.nb_port = free_port()
+        self.nb_port = launcher.free_tcp_port()
         self.config = write_config(tmp, self.switch_cfg.grpc_addr, self.nb_port)
         self.controller = controller(self.config)
 
@@ -240,7 +234,8 @@ def test_a_second_controller_with_a_lower_election_id_stays_backup(net: Net) -> 
     flow = add_flow(net)
     folder = net.tmp / "second"
     folder.mkdir()
-    second = controller(write_config(folder, net.switch_cfg.grpc_addr, free_port(), election=1),
+    second = controller(write_config(folder, net.switch_cfg.grpc_addr,
+                                     launcher.free_tcp_port(), election=1),
                         ready=r"is not primary")
     second.start()
     try:
@@ -255,7 +250,7 @@ def test_a_controller_with_a_higher_election_id_takes_over_and_hands_back(net: N
     flow = add_flow(net)
     folder = net.tmp / "second"
     folder.mkdir()
-    nb_port = free_port()
+    nb_port = launcher.free_tcp_port()
     second = controller(write_config(folder, net.switch_cfg.grpc_addr, nb_port, election=3),
                         ready=r"pipeline pushed|reconciled")
     second.start()

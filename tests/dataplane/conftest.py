@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -18,11 +17,6 @@ from topologies import capabilities
 
 NUM_PORTS = 4
 
-
-def _free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _skip_reason(target: str) -> str | None:
@@ -70,7 +64,7 @@ def switch(target: str, ports: VethPorts, tmp_path_factory: pytest.TempPathFacto
            ) -> Iterator[launcher.SwitchProcess]:
     config = launcher.SwitchConfig(
         ports={p: ports.switch_if(p) for p in ports.ports},
-        grpc_addr=f"127.0.0.1:{_free_tcp_port()}",
+        grpc_addr=launcher.free_grpc_addr(),
         log_file=tmp_path_factory.mktemp("switch") / "switch.log")
     with launcher.SwitchProcess(target, config) as proc:
         yield proc

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from collections import Counter
 from collections.abc import Iterator
 
@@ -29,11 +28,6 @@ PACKETS = int(os.environ.get("MP_DIFF_PACKETS", "3000"))
 CHUNK = 10  # packets in flight at once (with 40, BMv2 lost a few frames at random)
 FLOWS = [(0x1000 + i, 50000 + i, 40000 + i, 443) for i in range(8)]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def packet_stream(seed: int = 11) -> Iterator[tuple[int, bytes]]:
@@ -117,7 +111,7 @@ def both_targets() -> Iterator[dict[str, tuple[VethPorts, BlockingP4Runtime]]]:
             ports.create()
             stack.append(ports.destroy)
             config = launcher.SwitchConfig(ports={p: ports.switch_if(p) for p in ports.ports},
-                                           grpc_addr=f"127.0.0.1:{_free_port()}")
+                                           grpc_addr=launcher.free_grpc_addr())
             proc = launcher.SwitchProcess(target, config)
             proc.start()
             stack.append(proc.stop)

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -80,11 +79,6 @@ operator = true
 def _run(*argv: str) -> None:
     subprocess.run(list(argv), check=True, capture_output=True)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Topology:
@@ -186,9 +180,9 @@ def test_inner_quic_echo_runs_through_the_switch_fast_path(topology: Topology,
                                                            tmp_path: Path) -> None:
     target = launcher.selected_target()
     switch_cfg = launcher.SwitchConfig(ports=dict(topology.switch_if),
-                                       grpc_addr=f"127.0.0.1:{_free_port()}",
+                                       grpc_addr=launcher.free_grpc_addr(),
                                        log_file=tmp_path / "switch.log")
-    nb_port = _free_port()
+    nb_port = launcher.free_tcp_port()
     config = write_config(tmp_path, switch_cfg.grpc_addr, nb_port)
     release = tmp_path / "release"
     with contextlib.ExitStack() as stack:
