@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: `python topologies/masque_proxy.py`
     sys.path.insert(0, str(REPO))
 
+from bmv2 import launcher  # noqa: E402 - needs the path above
 from topologies import capabilities  # noqa: E402 - needs the path above
 from topologies.linkemu import (  # noqa: E402
     LinkParams,
@@ -248,7 +249,7 @@ class MasqueTopology:
         from topologies.nsprocess import NamespaceProcess
 
         self._record()
-        self.northbound = f"{MGMT_ROOT}:{mp4.free_port()}"
+        self.northbound = f"{MGMT_ROOT}:{launcher.free_tcp_port()}"
         # host shells inherit this environment: mp-* on PATH, mp-ctl finds the controller
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
         os.environ["PYTHONPATH"] = os.pathsep.join(
