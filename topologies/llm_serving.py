@@ -232,29 +232,13 @@ class LlmTopology:
 
     def pids(self) -> dict[str, int]:
         """Every process this topology runs: its daemons, emulator, switch and node shells."""
-        out: dict[str, int] = {}
-        for label, proc in self.processes.items():
-            if proc.proc is not None:
-                out[label] = proc.proc.pid
-        if self.net is not None:
-            for node in [*self.net.hosts, *self.net.switches]:
-                if node.shell is not None and node.pid:
-                    out[f"shell {node.name}"] = node.pid
-                for attr in ("switch_pid", "emulator_pid"):
-                    pid = getattr(node, attr, None)
-                    if pid:
-                        out[f"{attr.split('_')[0]} {node.name}"] = pid
-        return out
+        from topologies.mininet_p4 import topology_pids
+        return topology_pids(self.processes, self.net)
 
     def netns_inodes(self) -> set[int]:
         """The network namespaces of the Mininet nodes that have one (by inode)."""
-        out = set()
-        if self.net is not None:
-            for node in [*self.net.hosts, *self.net.switches]:
-                if node.inNamespace and node.pid:
-                    with contextlib.suppress(FileNotFoundError):
-                        out.add(os.stat(f"/proc/{node.pid}/ns/net").st_ino)
-        return out
+        from topologies.mininet_p4 import topology_netns_inodes
+        return topology_netns_inodes(self.net)
 
     def _record(self) -> None:
         """Write STATE_FILE: our PID, every PID we started (with start times), the workdir."""

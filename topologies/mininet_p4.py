@@ -22,6 +22,8 @@ Needs root and Mininet (Debian package mininet; the venv needs --system-site-pac
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +248,32 @@ def root_links(prefixes: tuple[str, ...]) -> list[str]:
     names = [line.split(":", 2)[1].strip().split("@")[0] for line in shown.splitlines()
              if line.count(":") >= 2]
     return [n for n in names if n.startswith(prefixes)]
+
+
+def topology_pids(processes: dict[str, Any], net: Any) -> dict[str, int]:
+    """Every process a topology runs: its daemons (NamespaceProcess by label), and the
+    Mininet nodes' shells, switches and emulators."""
+    out: dict[str, int] = {}
+    for label, proc in processes.items():
+        if proc.proc is not None:
+            out[label] = proc.proc.pid
+    if net is not None:
+        for node in [*net.hosts, *net.switches]:
+            if node.shell is not None and node.pid:
+                out[f"shell {node.name}"] = node.pid
+            for attr in ("switch_pid", "emulator_pid"):
+                pid = getattr(node, attr, None)
+                if pid:
+                    out[f"{attr.split('_')[0]} {node.name}"] = pid
+    return out
+
+
+def topology_netns_inodes(net: Any) -> set[int]:
+    """The network namespaces of a topology's Mininet nodes that have one (by inode)."""
+    out: set[int] = set()
+    if net is not None:
+        for node in [*net.hosts, *net.switches]:
+            if node.inNamespace and node.pid:
+                with contextlib.suppress(FileNotFoundError):
+                    out.add(os.stat(f"/proc/{node.pid}/ns/net").st_ino)
+    return out
