@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -60,6 +61,8 @@ MGMT_ROOT, MGMT_PROXY = "192.168.252.1", "192.168.252.2"
 #: root-namespace interfaces this topology makes (switch ports, the management veth)
 ROOT_LINK_PREFIXES = (f"{SWITCH_NAME}-eth", MGMT_ROOT_IF)
 STATE_FILE = Path("/run/masque-pifo-mininet.json")
+#: held (flock) while a topology is up: one at a time, since the names are fixed
+LOCK_FILE = Path("/run/masque-pifo-mininet.lock")
 CLIENT_PORT, PROXY_PORT = 1, 2
 MAX_TARGETS = 8
 FASTPATH_ADDR = "10.0.2.1"
@@ -208,15 +211,32 @@ class MasqueTopology:
 
     `target` is "soft" (built-in) or "bmv2"; `targets` the number of target hosts;
     `link` the impairment of the client's access link (both directions; None: a
-    plain link); `link_mode` "auto", "netem" or "userspace".
+    plain link); `link_mode` "auto", "netem" or "userspace". `bottleneck_bps`
+    shapes the switch's egress ports towards the targets (built-in target only), so
+    that the switch's queues, and its scheduling mode, decide who waits.
+    `proxy_args` and `target_args` are extra flags for mp-proxy and mp-target
+    (e.g. ``["--scheduler", "fcfs"]``). Only one topology runs at a time (its names
+    are fixed): `start()` waits up to `lock_wait` seconds for another to finish.
     """
 
     def __init__(self, target: str = "soft", targets: int = 1, link: LinkParams | None = None,
-                 link_mode: str = "auto", workdir: Path | None = None) -> None:
+                 link_mode: str = "auto", workdir: Path | None = None,
+                 bottleneck_bps: int | None = None, proxy_args: list[str] | None = None,
+                 target_args: list[str] | None = None, lock_wait: float = 900.0) -> None:
         if not 1 <= targets <= MAX_TARGETS:
             raise ValueError(f"targets must be 1..{MAX_TARGETS}, got {targets}")
         if link_mode not in ("auto", "netem", "userspace"):
             raise ValueError(f"link_mode must be auto, netem or userspace, got {link_mode!r}")
+        if bottleneck_bps is not None and target != "soft":
+            raise ValueError("a bottleneck needs the built-in target (--target soft): BMv2 "
+                             "has no port-level shaper")
+        if bottleneck_bps is not None and bottleneck_bps <= 0:
+            raise ValueError(f"bottleneck_bps must be > 0, got {bottleneck_bps}")
+        self.lock_wait = lock_wait
+        self._lock_fd: int | None = None
+        self.bottleneck_bps = bottleneck_bps
+        self.proxy_args = list(proxy_args or [])
+        self.target_args = list(target_args or [])
         self.target = target
         self.hosts = plan_hosts(targets)
         self.link = link
@@ -248,6 +268,10 @@ class MasqueTopology:
         from topologies import mininet_p4 as mp4
         from topologies.nsprocess import NamespaceProcess
 
+        self._lock()
+        if STATE_FILE.exists():  # a crashed run's leftovers (its owner is gone: we hold the lock)
+            for line in cleanup_leftovers(mininet_too=False):
+                print(f"{PROG}: leftovers of an earlier run: {line}", file=sys.stderr)
         self._record()
         self.northbound = f"{MGMT_ROOT}:{launcher.free_tcp_port()}"
         # host shells inherit this environment: mp-* on PATH, mp-ctl finds the controller
@@ -257,8 +281,10 @@ class MasqueTopology:
         os.environ["MP_CTL_CONTROLLER"] = self.northbound
         os.environ["MP_CTL_TOKEN"] = OPS_TOKEN
         net = self.net = Mininet(controller=None, build=False, autoSetMacs=False)
+        rates = ({h.port: self.bottleneck_bps for h in self.hosts[2:]}
+                 if self.bottleneck_bps else {})
         self.switch = net.addSwitch(SWITCH_NAME, cls=mp4.P4Switch, target=self.target,
-                                    log_file=self.workdir / "switch.log")
+                                    log_file=self.workdir / "switch.log", port_rates=rates)
         nodes = {h.name: net.addHost(h.name, ip=f"{h.ip}/24", mac=h.mac) for h in self.hosts}
         for h in self.hosts:
             if h.name == "client" and self.link is not None:
@@ -293,11 +319,33 @@ class MasqueTopology:
         for h in self.hosts[2:]:
             run(f"mp-target {h.name}", nodes[h.name],
                 [*tool("mp-target"), "--quic", f"{h.ip}:{QUIC_PORT}", "--udp",
-                 f"{h.ip}:{UDP_PORT}"], r"ready", 30)
+                 f"{h.ip}:{UDP_PORT}", *self.target_args], r"ready", 30)
         allow = [a for h in self.hosts[2:] for a in ("--allow", h.subnet)]
         run("mp-proxy", proxy, [*tool("mp-proxy"), "--listen", f"{self.proxy.ip}:{QUIC_PORT}",
                                 *allow, "--controller", self.northbound,
-                                "--controller-token", PROXY_TOKEN], r"serving CONNECT-UDP", 30)
+                                "--controller-token", PROXY_TOKEN, *self.proxy_args],
+            r"serving CONNECT-UDP", 30)
+
+    def _lock(self) -> None:
+        """Take LOCK_FILE, waiting up to `lock_wait` s; RuntimeError if another run holds it."""
+        fd = os.open(LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+        deadline = time.monotonic() + self.lock_wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise RuntimeError(f"another {PROG} topology is running (it holds "
+                                       f"{LOCK_FILE}); stop it first") from None
+                if not told:
+                    print(f"{PROG}: waiting for another {PROG} topology to finish",
+                          file=sys.stderr, flush=True)
+                    told = True
+                time.sleep(0.5)
+        self._lock_fd = fd
 
     def _management_link(self, proxy: Any) -> None:
         """A veth from the root namespace (the controller's northbound API) to the proxy."""
@@ -325,6 +373,35 @@ class MasqueTopology:
         """The Mininet node called `name`."""
         return self.net[name]
 
+    def run_on(self, host: str, argv: list[str], timeout: float,
+               label: str | None = None) -> str:
+        """Run `argv` on Mininet host `host` until it exits; its stdout (ProcessFailed with
+        its last lines when it fails). It is stopped by PID if this is interrupted."""
+        from topologies import mininet_p4 as mp4
+        from topologies.nsprocess import NamespaceProcess, ProcessFailed
+
+        label = label or f"{Path(argv[0]).name} on {host}"
+        proc = NamespaceProcess(None, mp4.mnexec_argv(self.node(host), argv),
+                                capture_stdout=True, name=label)
+        self.processes[label] = proc
+        proc.start()
+        self._record()
+        try:
+            out = proc.communicate(timeout=timeout)
+        finally:
+            proc.stop()
+            self.processes.pop(label, None)
+        if proc.poll() != 0:
+            raise ProcessFailed(f"{label} exited with {proc.poll()}: "
+                                f"{' | '.join(list(proc.output)[-5:])}")
+        return out
+
+    def cpu_seconds(self, label: str = "mp-proxy") -> float:
+        """User plus system CPU seconds that process `label` (default the proxy) has used."""
+        pid = self.processes[label].proc.pid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def pids(self) -> dict[str, int]:
         """Every process this topology runs: its daemons, emulators, switch and Mininet shells."""
         from topologies.mininet_p4 import topology_pids
@@ -346,8 +423,8 @@ class MasqueTopology:
 
         Every step is tried even when one fails; the failures are returned (and printed).
         """
-        if self._stopped:
-            return []
+        if self._stopped or self._lock_fd is None:  # stopped, or never got the lock: the
+            return []  # links and state file named like ours would be another run's
         self._stopped = True
         errors: list[str] = []
 
@@ -383,6 +460,9 @@ class MasqueTopology:
             shutil.rmtree(self.workdir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             STATE_FILE.unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
         for error in errors:
             print(f"{PROG}: cleanup: {error}", file=sys.stderr)
         return errors
@@ -706,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_exit)
     topo = MasqueTopology(target=args.target, targets=args.targets, link=link,
-                          link_mode=args.link_mode)
+                          link_mode=args.link_mode, lock_wait=0.0)
     code = 0
     try:
         started = time.monotonic()

@@ -68,17 +68,24 @@ class P4Switch(Switch):
     """A Mininet switch that is a P4 target: the built-in target ("soft") or BMv2 ("bmv2").
 
     `grpc_port` (default: a free port) is the P4Runtime port on 127.0.0.1;
-    `log_file` is the switch's log. The P4 program is not loaded: the controller
-    pushes the pipeline, as it does for every target in this project.
+    `log_file` is the switch's log; `port_rates` (P4 port -> bits/s) shapes those
+    egress ports, on the built-in target only (BMv2 shapes per queue, not per port).
+    The P4 program is not loaded: the controller pushes the pipeline, as it does for
+    every target in this project.
     """
 
     def __init__(self, name: str, target: str = "soft", grpc_port: int | None = None,
-                 log_file: Path | None = None, **params: Any) -> None:
+                 log_file: Path | None = None, port_rates: dict[int, int] | None = None,
+                 **params: Any) -> None:
         if target not in launcher.TARGETS:
             raise ValueError(f"target must be one of {', '.join(launcher.TARGETS)}, "
                              f"got {target!r}")
+        if port_rates and target != "soft":
+            raise ValueError("port rates need the built-in target (--target soft): BMv2 "
+                             "has no port-level shaper")
         super().__init__(name, **params)
         self.target = target
+        self.port_rates = dict(port_rates or {})
         self.grpc_addr = f"127.0.0.1:{grpc_port or launcher.free_tcp_port()}"
         self.log_file = log_file
         self.process: launcher.SwitchProcess | None = None
@@ -94,7 +101,7 @@ class P4Switch(Switch):
         for ifname in self.port_map().values():
             quiet_interface(self, ifname)
         config = launcher.SwitchConfig(ports=self.port_map(), grpc_addr=self.grpc_addr,
-                                       log_file=self.log_file)
+                                       log_file=self.log_file, port_rates=self.port_rates)
         self.process = launcher.SwitchProcess(self.target, config, namespace=None,
                                               ready_timeout=60)
         self.process.process.argv = mnexec_argv(None, self.process.process.argv)
