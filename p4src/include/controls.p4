@@ -23,9 +23,9 @@ control Sanity(inout headers_t hdr, inout metadata_t meta,
             DROP(DROP_IPV4_CHECKSUM);
         } else if (hdr.ipv4.ttl <= 1) {
             DROP(DROP_TTL_EXPIRED);
-        } else if (hdr.shim.isValid() && hdr.shim.version != MP_SHIM_VERSION) {
-            DROP(DROP_SHIM_VERSION);
         }
+        /* The shim's version is checked by FastPath, for shims to this switch only: UDP
+         * to MP_FASTPATH_PORT of another host is someone else's traffic, routed as is. */
     }
 }
 
@@ -160,7 +160,9 @@ control FastPath(inout headers_t hdr, inout metadata_t meta,
     apply {
         if (hdr.shim.isValid()) {
             if (fastpath_local.apply().hit) {
-                if (!fastpath_decap.apply().hit) {
+                if (hdr.shim.version != MP_SHIM_VERSION) {
+                    DROP(DROP_SHIM_VERSION);
+                } else if (!fastpath_decap.apply().hit) {
                     if (fastpath_flow_ids.apply().hit) {
                         DROP(DROP_SPOOFED_FLOW);
                     } else {

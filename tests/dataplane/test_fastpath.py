@@ -136,6 +136,23 @@ def test_shim_to_another_address_is_transit_traffic(flow_installed, ports: VethP
     ports.expect({4: [Ether(bytes(out))]})
 
 
+def test_other_udp_to_the_fastpath_port_of_another_host_is_routed(
+        flow_installed, ports: VethPorts) -> None:
+    """An application of another host on UDP port 4434 (here: a UDP echo target) is not
+    ours to judge: its payload is no shim, and the switch routes it unchanged."""
+    sent = (Ether(src=plan.HOST_MAC[1], dst=plan.SWITCH_MAC[1]) /
+            IP(src=plan.CLIENT, dst=plan.OTHER, ttl=64) /
+            UDP(sport=50001, dport=shim.FASTPATH_PORT) / Raw(b"\x00" * 14 + INNER))
+    sent = Ether(bytes(sent))
+    ports.send(1, sent)
+    out = Ether(bytes(sent))
+    out.src, out.dst = plan.SWITCH_MAC[4], plan.HOST_MAC[4]
+    out[IP].ttl -= 1
+    del out[IP].chksum
+    ports.expect({4: [Ether(bytes(out))]})
+    assert drops(flow_installed, DropReason.SHIM_VERSION) == 0
+
+
 def test_bad_version_and_truncated_shims_are_dropped(flow_installed, ports: VethPorts) -> None:
     ports.send(1, shim_from_client(version=2))
     truncated = bytes(shim_from_client(payload=b""))[:-4]  # 4 of the shim's 8 bytes
