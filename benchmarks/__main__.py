@@ -1,4 +1,5 @@
-"""`make bench`: run every benchmark module (benchmarks/bench_*.py) and print its table."""
+"""`make bench`: run every benchmark module (benchmarks/bench_*.py), print its table, and
+refresh the README's results table with the headline rows each module returns."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import time
 
 import benchmarks
+from benchmarks import results
 
 
 def discover() -> list[str]:
@@ -32,12 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     if not selected:
         print("no benchmarks yet")
         return 0
+    data = None
     for name in selected:
         print(f"== {name} ==", flush=True)
         started = time.monotonic()
         module = importlib.import_module(f"benchmarks.{name}")
-        module.main()
+        rows = module.main()
+        if rows:
+            data = results.record(name, rows)
         print(f"({name}: {time.monotonic() - started:.1f} s)\n", flush=True)
+    if data is not None:
+        if results.refresh_readme(data):
+            print(f"refreshed the results table in {results.README.name} "
+                  f"(rows kept in {results.STORE.relative_to(results.REPO)})")
+        else:
+            print(f"no results markers in {results.README.name}; table not written")
     return 0
 
 
