@@ -124,16 +124,21 @@ def test_unknown_flow_goes_to_the_controller_when_asked(flow_installed,
     assert miss.data.packet_count == 1
 
 
+def routed_to_other(sent: Ether) -> Ether:
+    """`sent` as the switch routes it to plan.OTHER on port 4: unchanged but for MACs, TTL."""
+    out = Ether(bytes(sent))
+    out.src, out.dst = plan.SWITCH_MAC[4], plan.HOST_MAC[4]
+    out[IP].ttl -= 1
+    del out[IP].chksum
+    return Ether(bytes(out))
+
+
 def test_shim_to_another_address_is_transit_traffic(flow_installed, ports: VethPorts) -> None:
     sent = shim_from_client()
     sent[IP].dst = plan.OTHER
     sent = Ether(bytes(sent))
     ports.send(1, sent)
-    out = Ether(bytes(sent))
-    out.src, out.dst = plan.SWITCH_MAC[4], plan.HOST_MAC[4]
-    out[IP].ttl -= 1
-    del out[IP].chksum
-    ports.expect({4: [Ether(bytes(out))]})
+    ports.expect({4: [routed_to_other(sent)]})
 
 
 def test_other_udp_to_the_fastpath_port_of_another_host_is_routed(
@@ -145,11 +150,7 @@ def test_other_udp_to_the_fastpath_port_of_another_host_is_routed(
             UDP(sport=50001, dport=shim.FASTPATH_PORT) / Raw(b"\x00" * 14 + INNER))
     sent = Ether(bytes(sent))
     ports.send(1, sent)
-    out = Ether(bytes(sent))
-    out.src, out.dst = plan.SWITCH_MAC[4], plan.HOST_MAC[4]
-    out[IP].ttl -= 1
-    del out[IP].chksum
-    ports.expect({4: [Ether(bytes(out))]})
+    ports.expect({4: [routed_to_other(sent)]})
     assert drops(flow_installed, DropReason.SHIM_VERSION) == 0
 
 
