@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from controller import config as config_mod
 from controller.intent import IntentStore
 from controller.northbound import serve
 from controller.service import ControllerService
+from hostagent.daemon import run_until_signalled, setup_logging
 
 log = logging.getLogger("mp-controller")
 
@@ -54,23 +54,15 @@ async def run(config: config_mod.ControllerConfig, stop: asyncio.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(getattr(logging, args.log_level.upper()))
     try:
         config = config_mod.load(Path(args.config))
     except config_mod.ConfigError as exc:
         print(f"mp-controller: {exc}", file=sys.stderr)
         return 2
 
-    async def main_async() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run(config, stop)
-
     try:
-        asyncio.run(main_async())
+        run_until_signalled(lambda stop: run(config, stop))
     except OSError as exc:
         print(f"mp-controller: {exc}", file=sys.stderr)
         return 1

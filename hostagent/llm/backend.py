@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
 import sys
 
@@ -24,6 +23,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import QuicEvent, StreamDataReceived, StreamReset
 
 from hostagent.certs import credential_files
+from hostagent.daemon import run_until_signalled, setup_logging
 from hostagent.llm.wire import HEADER_SIZE, MalformedRequest, RequestHeader
 from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import (
@@ -166,18 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         host, port = parse_host_port(args.listen)
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve_backend(host, port, args.scheduler, args.certificate, args.private_key,
-                            stop=stop)
-
-    asyncio.run(run())
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    run_until_signalled(lambda stop: serve_backend(
+        host, port, args.scheduler, args.certificate, args.private_key, stop=stop))
     return 0
 
 

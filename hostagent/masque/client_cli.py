@@ -9,6 +9,7 @@ import statistics
 import sys
 import time
 
+from hostagent.daemon import setup_logging
 from hostagent.masque.client import MasqueClient, MasqueError, TunnelRefused, UdpTunnel
 from hostagent.masque.proxy import MODES
 from hostagent.masque.target import ECHO_ALPN
@@ -151,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.tunnels < 1 or args.count < 1 or args.size < 4:
         parser.error("--tunnels and --count must be >= 1, --size >= 4")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return asyncio.run(run(args, proxy, targets))
     except (MasqueError, TimeoutError, OSError) as exc:

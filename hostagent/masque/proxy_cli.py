@@ -8,9 +8,9 @@ import asyncio
 import ipaddress
 import logging
 import os
-import signal
 import sys
 
+from hostagent.daemon import run_until_signalled, setup_logging
 from hostagent.masque.fastpath import ControllerFastPath
 from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
@@ -82,17 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.controller_token:
             parser.error("--controller needs a token: --controller-token T or "
                          "$MP_PROXY_CONTROLLER_TOKEN")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     settings = ProxySettings(allow=args.allow, max_tunnels=args.max_tunnels,
                              idle_timeout=args.idle_timeout, template_path=args.template,
                              scheduler=args.scheduler, datagrams=not args.no_datagrams)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def run(stop: asyncio.Event) -> None:
         hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token)
                               if args.controller else NoController())
         proxy = MasqueProxy(settings, fastpath=hook)
@@ -105,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 "counters: %s; refused by status: %s%s", proxy.stats, proxy.refusals,
                 f"; fast path: {hook.stats}" if isinstance(hook, ControllerFastPath) else "")
 
-    asyncio.run(run())
+    run_until_signalled(run)
     return 0
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
+from hostagent.daemon import run_until_signalled, setup_logging
 from hostagent.masque.target import ECHO_ALPN, EchoTargets
 from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS
@@ -41,14 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         udp = parse_host_port(args.udp) if args.udp else None
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def run(stop: asyncio.Event) -> None:
         targets = EchoTargets(args.scheduler)
         try:
             if quic:
@@ -60,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             targets.close()
 
-    asyncio.run(run())
+    run_until_signalled(run)
     return 0
 
 

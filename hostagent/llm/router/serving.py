@@ -26,7 +26,6 @@ import contextlib
 import json
 import logging
 import random
-import signal
 import ssl
 import struct
 import sys
@@ -39,6 +38,7 @@ from aioquic.asyncio import connect, serve
 from aioquic.quic.events import StreamDataReceived
 
 from hostagent.certs import credential_files
+from hostagent.daemon import run_until_signalled, setup_logging
 from hostagent.llm.backend import (
     MALFORMED_REQUEST,
     BackendProtocol,
@@ -429,20 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     fe.add_argument("--timeout", type=float, default=60.0)
     fe.add_argument("--json", default="-", help="per-request results ('-': stdout)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(logging.INFO)
     if args.role == "backend":
         host, port = parse_host_port(args.listen)
         router = load_policy(args.router)
 
-        async def run_backend() -> LiveCluster:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            return await serve_router_backend(host, port, args.scheduler, router, stop)
-
-        cluster = asyncio.run(run_backend())
+        cluster = run_until_signalled(lambda stop: serve_router_backend(
+            host, port, args.scheduler, router, stop))
         if args.log:
             args.log.write_text(json.dumps([r.__dict__ for r in cluster.served]))
         return 0
