@@ -1,7 +1,8 @@
 """The MASQUE proxy topology in Mininet: client, proxy and targets on a P4 switch, fast path on.
 
     sudo .venv/bin/python topologies/masque_proxy.py [--cli] [--target soft|bmv2] \\
-        [--targets N] [--link "rate=5mbit,delay=50ms,loss=1%"] [--link-mode auto|netem|userspace]
+        [--targets N] [--link "rate=5mbit,delay=50ms,loss=1%"] [--link-mode auto|netem|userspace] \\
+        [--bottleneck 5mbit]
     sudo .venv/bin/python topologies/masque_proxy.py --cleanup
 
     client 10.0.1.10 --port 1--+                     +--port 3-- t1 10.0.3.10 (mp-target)
@@ -51,6 +52,7 @@ from topologies import capabilities  # noqa: E402 - needs the path above
 from topologies.linkemu import (  # noqa: E402
     LinkParams,
     netem_unavailable_reason,
+    parse_rate,
     parse_spec,
 )
 
@@ -636,6 +638,9 @@ def cli_help(topo: MasqueTopology) -> str:
   client mp-client {topo.proxy.ip}:{QUIC_PORT} --target {t1}:{QUIC_PORT} --fastpath --count 5
   client mp-client {topo.proxy.ip}:{QUIC_PORT} --target {t1}:{UDP_PORT} --protocol udp --fastpath
   client mp-client {topo.proxy.ip}:{QUIC_PORT} --target {t1}:{QUIC_PORT}   (via the proxy)
+  client python -m hostagent.masque.paced --proxy {topo.proxy.ip}:{QUIC_PORT} \
+--target {t1}:{UDP_PORT} --fastpath --flow high,0,0.4mbit,200 --flow bulk,10,6mbit,1200 --seconds 3
+     (paced tunnels with priorities; with --bottleneck the high one keeps its RTT)
   sh mp-ctl stats
   sh mp-ctl flow list
   sh mp-ctl rank list
@@ -718,6 +723,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--link-mode", choices=["auto", "netem", "userspace"], default="auto",
                         help="how --link is emulated: netem (Mininet TCLink parameters), "
                         "userspace (an emulator node), auto: netem where the kernel has it")
+    parser.add_argument("--bottleneck", metavar="RATE",
+                        help="shape the switch's ports towards the targets, e.g. 5mbit, so "
+                        "its queues and scheduling mode decide who waits (built-in target "
+                        "only; default: unshaped)")
     parser.add_argument("--count", type=int, default=5, help="demo echo exchanges (5)")
     parser.add_argument("--cleanup", action="store_true",
                         help="remove leftovers of a crashed run (ours, then Mininet's mn -c)")
@@ -741,6 +750,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--link: {exc}")
     if not 1 <= args.targets <= MAX_TARGETS:
         parser.error(f"--targets must be 1..{MAX_TARGETS}, got {args.targets}")
+    bottleneck = None
+    if args.bottleneck:
+        try:
+            bottleneck = parse_rate(args.bottleneck)
+        except ValueError as exc:
+            parser.error(f"--bottleneck: {exc}")
+        if not bottleneck:
+            parser.error("--bottleneck: give a rate, e.g. 5mbit")
+        if args.target != "soft":
+            parser.error("--bottleneck needs --target soft: BMv2 has no port-level shaper")
     if args.count < 1:
         parser.error("--count must be >= 1")
     for cap in (capabilities.root(), capabilities.mininet()):
@@ -786,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_exit)
     topo = MasqueTopology(target=args.target, targets=args.targets, link=link,
-                          link_mode=args.link_mode, lock_wait=0.0)
+                          link_mode=args.link_mode, bottleneck_bps=bottleneck, lock_wait=0.0)
     code = 0
     try:
         started = time.monotonic()
@@ -795,7 +814,9 @@ def main(argv: list[str] | None = None) -> int:
                "userspace": "the userspace emulator node mpe1"}[topo.link_how]
         print(f"*** topology up in {time.monotonic() - started:.1f} s: {args.target} target, "
               f"hosts {', '.join(h.name for h in topo.hosts)}; client link: {how}"
-              + (f" ({args.link})" if link else ""), flush=True)
+              + (f" ({args.link})" if link else "")
+              + (f"; ports to the targets shaped to {args.bottleneck}" if bottleneck else ""),
+              flush=True)
         if args.cli:
             print(cli_help(topo), flush=True)
             CLI(topo.net)
