@@ -1,4 +1,13 @@
-"""The three-namespace topology of the MASQUE experiments and one run of the workload.
+"""Where the MASQUE experiments run, and one run of the client workload there.
+
+`--via namespaces` (default): the three-namespace topology below. `--via switch`:
+the Mininet topology of `masque_proxy.py` (client, P4 switch on the built-in
+target, proxy with the controller, target), with the impairment on the client's
+access link, once with the fast path off (the proxy relays every packet) and once
+on (the switch carries each tunnel), so the table shows what the switch adds:
+the proxy host's CPU seconds per MB, beside completion and latency. On the fast
+path the inner packets bypass the outer HTTP/3 connection, so the outer stream
+scheduler has no say over them there.
 
     client ns (mpmq-cl)  ==emulated link==  proxy ns (mpmq-px)  --plain veth--  target ns
     10.252.0.1/30                            10.252.0.2/30 | 10.252.1.1/30      10.252.1.2/30
@@ -12,14 +21,18 @@ veth pair without impairment. The proxy relays only to the target subnet
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import statistics
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from topologies import capabilities
 from topologies.linkemu import LinkParams
 from topologies.netns_link import EmulatedLink, netns_exists
 from topologies.nsprocess import NamespaceProcess, ProcessFailed, python_module
@@ -125,3 +138,114 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
         return (values[0], values[0], values[0])
     q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return (q1, q2, q3)
+
+
+# -- the experiments' choice of where to run --------------------------------------------------
+
+VIA = ("namespaces", "switch")
+FASTPATH = {"off": (False,), "on": (True,), "both": (False, True)}
+
+
+def add_via_arguments(parser: argparse.ArgumentParser) -> None:
+    """--via and --fastpath, as both MASQUE experiments take them."""
+    parser.add_argument("--via", choices=VIA, default="namespaces",
+                        help="namespaces: three namespaces (default); switch: masque_proxy.py's "
+                        "Mininet topology through the P4 switch (root and Mininet)")
+    parser.add_argument("--fastpath", choices=list(FASTPATH), default=None,
+                        help="with --via switch: run each variant with the fast path off, on, "
+                        "or both (default both)")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One run of an experiment: its label, the outer scheduler, the fast path."""
+
+    label: str
+    outer: str
+    fastpath: bool | None  # None: not through the switch
+
+
+def plan_variants(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  schedulers: list[str]) -> list[Variant]:
+    """The runs of `schedulers` for --via/--fastpath; a parser error on a bad combination."""
+    if args.via != "switch":
+        if args.fastpath is not None:
+            parser.error("--fastpath goes with --via switch")
+        return [Variant(s, s, None) for s in schedulers]
+    return [Variant(f"{s}, fast path {'on' if fp else 'off'}", s, fp)
+            for s in schedulers for fp in FASTPATH[args.fastpath or "both"]]
+
+
+def check_host(via: str, prog: str) -> bool:
+    """Whether this host can run `via`; if not, the reason on stderr."""
+    caps = ((capabilities.root(), capabilities.mininet()) if via == "switch"
+            else (capabilities.netns(),))
+    for cap in caps:
+        if not cap.available:
+            print(f"{prog}: {cap.detail}", file=sys.stderr)
+            return False
+    return True
+
+
+class ExperimentSite:
+    """Runs the workload for a `Variant` where --via says; `mode` is how the link is emulated."""
+
+    def __init__(self, via: str, link: LinkParams, emulation: str) -> None:
+        self.via, self.link, self.emulation = via, link, emulation
+        self.mode = "userspace"
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> ExperimentSite:
+        if self.via == "namespaces":
+            self.mode = self._stack.enter_context(masque_topology(self.link, self.emulation)).mode
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def run(self, variant: Variant, inner: str, workload_args: Sequence[str],
+            timeout: float) -> dict[str, Any]:
+        """One run: the workload's JSON; through the switch also `proxy_cpu_s`."""
+        if variant.fastpath is None:
+            return run_workload(variant.outer, inner, workload_args, timeout)
+        from topologies.masque_proxy import QUIC_PORT, MasqueTopology
+
+        with MasqueTopology(link=self.link, link_mode=self.emulation,
+                            proxy_args=["--scheduler", variant.outer],
+                            target_args=["--scheduler", inner]) as topo:
+            self.mode = topo.link_how
+            cpu = topo.cpu_seconds("mp-proxy")
+            out = topo.run_on("client", python_module(
+                "hostagent.masque.workload", "--proxy", f"{topo.proxy.ip}:{QUIC_PORT}",
+                "--target", f"{topo.hosts[2].ip}:{QUIC_PORT}", "--outer-scheduler",
+                variant.outer, "--inner-scheduler", inner, "--timeout", str(timeout),
+                *workload_args, *(["--fastpath"] if variant.fastpath else [])),
+                timeout=timeout * 2 + 60, label="workload")
+            result: dict[str, Any] = json.loads(out)
+            result["proxy_cpu_s"] = topo.cpu_seconds("mp-proxy") - cpu
+        return result
+
+
+def proxy_cost(result: dict[str, Any]) -> dict[str, Any]:
+    """Tunnels on the fast path, MB echoed (both ways) and the proxy's CPU s per MB."""
+    records = result["records"]
+    mb = 2 * sum(r["size"] for r in records if r["latency"] is not None) / 1e6
+    cpu = result.get("proxy_cpu_s")
+    return {"fastpath_streams": sum(1 for r in records if r.get("fastpath")),
+            "mb_echoed": mb, "proxy_cpu_s": cpu,
+            "proxy_cpu_s_per_mb": cpu / mb if cpu is not None and mb else None}
+
+
+def format_cost(runs: dict[str, dict[str, Any]], unit: str = "streams") -> str:
+    """The proxy-cost table of runs through the switch ('' when none went through it)."""
+    rows = [(v, r) for v, r in runs.items() if r.get("proxy_cpu_s") is not None]
+    if not rows:
+        return ""
+    header = (f"{'variant':<22} {'on fast path':>13} {'MB echoed':>9} {'proxy CPU s':>11} "
+              f"{'CPU s/MB':>9}")
+    lines = [header, "-" * len(header)]
+    for variant, r in rows:
+        per_mb = "-" if r["proxy_cpu_s_per_mb"] is None else f"{r['proxy_cpu_s_per_mb']:.3f}"
+        lines.append(f"{variant:<22} {r['fastpath_streams']:>6} {unit:<6} {r['mb_echoed']:>9.2f} "
+                     f"{r['proxy_cpu_s']:>11.2f} {per_mb:>9}")
+    return "\n".join(lines)

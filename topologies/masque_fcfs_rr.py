@@ -10,6 +10,7 @@ each way. Per variant: the share of connections whose echo completed within the
 all were done; a table, a JSON file and a CDF plot.
 
     python -m topologies.masque_fcfs_rr [--connections 100] [--out results/masque]
+    sudo .venv/bin/python -m topologies.masque_fcfs_rr --via switch [--fastpath off|on|both]
 
 Seed thesis: FCFS 17% vs RR 68% within 8 s; all done after about 24 s vs 15 s.
 """
@@ -24,9 +25,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from topologies import capabilities
 from topologies.linkemu import format_spec, parse_spec
-from topologies.masque_common import masque_topology, quartiles, run_workload
+from topologies.masque_common import (
+    ExperimentSite,
+    add_via_arguments,
+    check_host,
+    format_cost,
+    plan_variants,
+    proxy_cost,
+    quartiles,
+)
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=1.5%"
 VARIANTS = ("fcfs", "rr")
@@ -47,7 +55,7 @@ def summarize(result: dict[str, Any], deadline: float) -> dict[str, Any]:
 
 def format_table(runs: dict[str, dict[str, Any]], deadline: float) -> str:
     """One row per variant."""
-    header = (f"{'outer':<6} {'conns':>5} {'done':>5} {f'<= {deadline:g} s':>8} "
+    header = (f"{'outer':<22} {'conns':>5} {'done':>5} {f'<= {deadline:g} s':>8} "
               f"{'p25 s':>7} {'p50 s':>7} {'p75 s':>7} {'all done s':>10}")
     lines = [header, "-" * len(header)]
     for variant, row in runs.items():
@@ -55,7 +63,7 @@ def format_table(runs: dict[str, dict[str, Any]], deadline: float) -> str:
         qs = ("-", "-", "-") if q is None else tuple(f"{v:.2f}" for v in q)
         total = "-" if row["total_time"] is None else f"{row['total_time']:.1f}"
         on_time = "-" if row["on_time"] is None else f"{100 * row['on_time']:.0f}%"
-        lines.append(f"{variant:<6} {row['connections']:>5} {row['finished']:>5} "
+        lines.append(f"{variant:<22} {row['connections']:>5} {row['finished']:>5} "
                      f"{on_time:>8} {qs[0]:>7} {qs[1]:>7} {qs[2]:>7} {total:>10}")
     return "\n".join(lines)
 
@@ -103,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=90.0,
                         help="seconds a variant may take (default 90)")
     parser.add_argument("--out", default="results/masque", help="folder for JSON and PNG")
+    add_via_arguments(parser)
     args = parser.parse_args(argv)
     from hostagent.schedulers import SCHEDULERS
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -115,39 +124,46 @@ def main(argv: list[str] | None = None) -> int:
         link = parse_spec(args.link)
     except ValueError as exc:
         parser.error(f"--link: {exc}")
-    if not capabilities.netns().available:
-        print(f"masque_fcfs_rr: {capabilities.netns().detail}", file=sys.stderr)
+    plan = plan_variants(parser, args, variants)
+    if not check_host(args.via, "masque_fcfs_rr"):
         return 1
     runs: dict[str, dict[str, Any]] = {}
     raw: dict[str, Any] = {}
     started = time.monotonic()
-    with masque_topology(link, args.emulation) as em:
-        print(f"client-proxy link {args.link} each way ({em.mode}); {args.connections} inner "
-              f"connections x {args.size} B echo, {args.mode} mode", flush=True)
-        for n, variant in enumerate(variants, start=1):
+    with ExperimentSite(args.via, link, args.emulation) as em:
+        print(f"client-proxy link {args.link} each way, via {args.via}; {args.connections} "
+              f"inner connections x {args.size} B echo, {args.mode} mode", flush=True)
+        for n, variant in enumerate(plan, start=1):
             t0 = time.monotonic()
-            print(f"[{n}/{len(variants)}] outer {variant} ...", end=" ", flush=True)
-            raw[variant] = run_workload(variant, args.inner_scheduler, [
+            print(f"[{n}/{len(plan)}] outer {variant.label} ...", end=" ", flush=True)
+            raw[variant.label] = em.run(variant, args.inner_scheduler, [
                 "--connections", str(args.connections), "--streams", "1",
                 "--size", str(args.size), "--mode", args.mode], args.timeout)
-            runs[variant] = summarize(raw[variant], args.deadline)
+            runs[variant.label] = {**summarize(raw[variant.label], args.deadline),
+                                   **proxy_cost(raw[variant.label])}
             print(f"{time.monotonic() - t0:.1f} s", flush=True)
     print()
     print(format_table(runs, args.deadline))
+    cost = format_cost(runs, "conns")
+    if cost:
+        print(f"\n{cost}\n(on the fast path the switch carries the tunnels' packets: the "
+              "outer scheduler at the proxy and client has no say over them)")
     print(f"\n{SEED_RESULT}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"experiment": "masque_fcfs_rr", "link": format_spec(link), "emulation": em.mode,
+    name = "masque_fcfs_rr" + ("_switch" if args.via == "switch" else "")
+    meta = {"experiment": name, "via": args.via, "link": format_spec(link),
+            "emulation": em.mode,
             "connections": args.connections, "size": args.size, "deadline": args.deadline,
             "mode": args.mode, "inner_scheduler": args.inner_scheduler,
             "machine": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "seed_result": SEED_RESULT}
-    (out / "masque_fcfs_rr.json").write_text(json.dumps(
+    (out / f"{name}.json").write_text(json.dumps(
         {"meta": meta, "summary": runs, "raw": raw}, indent=1))
-    png = cdf_plot(runs, out / "masque_fcfs_rr.png", args.deadline,
+    png = cdf_plot(runs, out / f"{name}.png", args.deadline,
                    f"{args.connections} tunnels x {args.size} B echo over {args.link} "
                    f"({em.mode})")
-    print(f"wrote {out / 'masque_fcfs_rr.json'} and {png} "
+    print(f"wrote {out / (name + '.json')} and {png} "
           f"({time.monotonic() - started:.0f} s)")
     return 0
 

@@ -28,9 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from topologies import capabilities
 from topologies.linkemu import format_spec, parse_spec
-from topologies.masque_common import masque_topology, run_workload
+from topologies.masque_common import (
+    ExperimentSite,
+    add_via_arguments,
+    check_host,
+    format_cost,
+    plan_variants,
+    proxy_cost,
+)
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=0.5%"
 VARIANTS = ("abs", "rr", "fcfs")
@@ -56,20 +62,22 @@ def format_table(runs: dict[str, dict[str, Any]]) -> str:
     """Rows: outer priority; columns: mean latency (ms) per variant."""
     variants = list(runs)
     priorities = sorted({p for row in runs.values() for p in row["mean_by_priority"]})
-    header = f"{'priority':>8} " + " ".join(f"{v + ' ms':>10}" for v in variants)
+    width = max(10, *(len(v) + 3 for v in variants))
+    header = f"{'priority':>8} " + " ".join(f"{v + ' ms':>{width}}" for v in variants)
     lines = [header, "-" * len(header)]
     for p in priorities:
         cells = []
         for v in variants:
             mean = runs[v]["mean_by_priority"].get(p)
-            cells.append(f"{'-' if mean is None else f'{1000 * mean:.0f}':>10}")
+            cells.append(f"{'-' if mean is None else f'{1000 * mean:.0f}':>{width}}")
         lines.append(f"{p:>8} " + " ".join(cells))
     totals = []
     for v in variants:
         total = runs[v]["total_time"]
-        totals.append(f"{'-' if total is None else f'{1000 * total:.0f}':>10}")
+        totals.append(f"{'-' if total is None else f'{1000 * total:.0f}':>{width}}")
     lines.append(f"{'all done':>8} " + " ".join(totals))
-    lines.append(f"{'missing':>8} " + " ".join(f"{runs[v]['unfinished']:>10}" for v in variants))
+    lines.append(f"{'missing':>8} " + " ".join(f"{runs[v]['unfinished']:>{width}}"
+                                                for v in variants))
     return "\n".join(lines)
 
 
@@ -110,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emulation", default="auto", choices=["auto", "netem", "userspace"])
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--out", default="results/masque", help="folder for JSON and PNG")
+    add_via_arguments(parser)
     args = parser.parse_args(argv)
     from hostagent.schedulers import SCHEDULERS
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -122,41 +131,48 @@ def main(argv: list[str] | None = None) -> int:
         link = parse_spec(args.link)
     except ValueError as exc:
         parser.error(f"--link: {exc}")
-    if not capabilities.netns().available:
-        print(f"masque_nested: {capabilities.netns().detail}", file=sys.stderr)
+    plan = plan_variants(parser, args, variants)
+    if not check_host(args.via, "masque_nested"):
         return 1
     runs: dict[str, dict[str, Any]] = {}
     raw: dict[str, Any] = {}
     started = time.monotonic()
-    with masque_topology(link, args.emulation) as em:
-        print(f"client-proxy link {args.link} each way ({em.mode}); {args.connections} inner "
-              f"connections x {args.streams} streams x {args.size} B, priorities "
+    with ExperimentSite(args.via, link, args.emulation) as em:
+        print(f"client-proxy link {args.link} each way, via {args.via}; {args.connections} "
+              f"inner connections x {args.streams} streams x {args.size} B, priorities "
               f"1..{args.priorities}", flush=True)
-        for n, variant in enumerate(variants, start=1):
+        for n, variant in enumerate(plan, start=1):
             t0 = time.monotonic()
-            print(f"[{n}/{len(variants)}] outer {variant} ...", end=" ", flush=True)
-            raw[variant] = run_workload(variant, args.inner_scheduler, [
+            print(f"[{n}/{len(plan)}] outer {variant.label} ...", end=" ", flush=True)
+            raw[variant.label] = em.run(variant, args.inner_scheduler, [
                 "--connections", str(args.connections), "--streams", str(args.streams),
                 "--size", str(args.size), "--priorities", str(args.priorities),
                 "--setup-first"], args.timeout)
-            runs[variant] = summarize(raw[variant])
+            runs[variant.label] = {**summarize(raw[variant.label]),
+                                   **proxy_cost(raw[variant.label])}
             print(f"{time.monotonic() - t0:.1f} s", flush=True)
     print()
     print(format_table(runs))
+    cost = format_cost(runs)
+    if cost:
+        print(f"\n{cost}\n(on the fast path the switch carries the tunnels' packets: the "
+              "outer scheduler at the proxy and client has no say over them)")
     print(f"\n{SEED_RESULT}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"experiment": "masque_nested", "link": format_spec(link), "emulation": em.mode,
+    name = "masque_nested" + ("_switch" if args.via == "switch" else "")
+    meta = {"experiment": name, "via": args.via, "link": format_spec(link),
+            "emulation": em.mode,
             "connections": args.connections, "streams": args.streams, "size": args.size,
             "priorities": args.priorities, "inner_scheduler": args.inner_scheduler,
             "machine": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "seed_result": SEED_RESULT}
-    (out / "masque_nested.json").write_text(json.dumps(
+    (out / f"{name}.json").write_text(json.dumps(
         {"meta": meta, "summary": runs, "raw": raw}, indent=1))
-    png = bar_plot(runs, out / "masque_nested.png",
+    png = bar_plot(runs, out / f"{name}.png",
                    f"{args.connections} tunnels x {args.streams} streams x {args.size} B over "
                    f"{args.link} ({em.mode})")
-    print(f"wrote {out / 'masque_nested.json'} and {png} ({time.monotonic() - started:.0f} s)")
+    print(f"wrote {out / (name + '.json')} and {png} ({time.monotonic() - started:.0f} s)")
     return 0
 
 

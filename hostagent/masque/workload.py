@@ -46,6 +46,7 @@ class Record:
     size: int
     latency: float | None = None  # seconds from t0 to the whole echo; None: not done
     error: str | None = None
+    fastpath: bool = False  # the tunnel's packets went through the switch's fast path
 
 
 def priority_of(conn: int, priorities: int, seed: int = 1) -> int:
@@ -66,7 +67,8 @@ def stream_priority_of(stream: int, streams: int, levels: int) -> int:
 async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, connections: int,
                        streams: int, size: int, outer_scheduler: str, inner_scheduler: str,
                        mode: str = "stream", priorities: int = 0, setup_first: bool = False,
-                       timeout: float = 60.0, seed: int = 1) -> dict[str, Any]:
+                       timeout: float = 60.0, seed: int = 1,
+                       fastpath: bool = False) -> dict[str, Any]:
     """Run the workload; the records and timings as a JSON-ready dict."""
     loop = asyncio.get_running_loop()
     records = [Record(c, s, priority_of(c, priorities, seed),
@@ -84,7 +86,9 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
             try:
                 tunnel = await client.open_udp(*target, mode=mode,
                                                meta=StreamMeta(priority=mine[0].priority),
-                                               timeout=timeout)
+                                               fastpath=fastpath, timeout=timeout)
+                for record in mine:
+                    record.fastpath = tunnel.on_fastpath
                 inner = await tunnel.quic(scheduler=inner_scheduler, timeout=timeout)
                 inners[c] = inner
                 if setup_first:
@@ -149,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-first", action="store_true",
                         help="open every tunnel and handshake before t0")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--fastpath", action="store_true",
+                        help="ask the proxy for the switch fast path for every tunnel")
     args = parser.parse_args(argv)
     try:
         proxy, target = parse_host_port(args.proxy), parse_host_port(args.target)
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy, target, connections=args.connections, streams=args.streams, size=args.size,
         outer_scheduler=args.outer_scheduler, inner_scheduler=args.inner_scheduler,
         mode=args.mode, priorities=args.priorities, setup_first=args.setup_first,
-        timeout=args.timeout, seed=args.seed))
+        timeout=args.timeout, seed=args.seed, fastpath=args.fastpath))
     json.dump(result, sys.stdout)
     print()
     return 0

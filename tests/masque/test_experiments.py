@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,35 @@ def test_bad_scheduler_is_a_one_line_error(module: str) -> None:
     assert "unknown scheduler(s) wfq" in out.stderr
 
 
+@pytest.mark.parametrize("module", ["topologies.masque_fcfs_rr", "topologies.masque_nested"])
+def test_fastpath_without_the_switch_is_a_one_line_error(module: str) -> None:
+    out = subprocess.run([sys.executable, "-m", module, "--fastpath", "on"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith("--fastpath goes with --via switch")
+
+
+@pytest.mark.mininet
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_small_fcfs_rr_run_through_the_switch_with_and_without_the_fast_path(
+        tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "topologies.masque_fcfs_rr", "--via", "switch", "--variants",
+         "rr", "--connections", "4", "--size", "20000", "--timeout", "40", "--out",
+         str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=240)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    data = json.loads((tmp_path / "masque_fcfs_rr_switch.json").read_text())
+    off, on = data["summary"]["rr, fast path off"], data["summary"]["rr, fast path on"]
+    for row in (off, on):
+        assert row["connections"] == 4 and row["finished"] == 4, row
+        assert row["mb_echoed"] == pytest.approx(4 * 2 * 20000 / 1e6)
+        assert row["proxy_cpu_s"] is not None
+    assert off["fastpath_streams"] == 0 and on["fastpath_streams"] == 4
+    assert "proxy CPU s" in out.stdout
+    assert not _leftovers()
+
+
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(300)
@@ -41,7 +71,7 @@ def test_small_fcfs_rr_run(tmp_path: Path) -> None:
     for variant, row in data["summary"].items():
         assert row["connections"] == 8 and row["finished"] == 8, (variant, row)
     assert (tmp_path / "masque_fcfs_rr.png").stat().st_size > 10_000
-    assert "outer  conns" in out.stdout
+    assert re.search(r"^outer +conns", out.stdout, re.MULTILINE)
     assert not _leftovers()
 
 
