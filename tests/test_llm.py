@@ -117,3 +117,29 @@ def test_frontend_cli_rejects_bad_address() -> None:
     with pytest.raises(SystemExit) as exc:
         frontend.main(["--connect", "nohostport"])
     assert exc.value.code == 2
+
+
+def test_every_request_is_answered_through_a_masque_tunnel() -> None:
+    """--transport masque: the front-end's QUIC connection inside CONNECT-UDP via mp-proxy."""
+    from tests.masque.helpers import environment
+
+    requests = request_mix(9, seed=2)
+
+    async def body(port: int) -> list[frontend.RequestResult]:
+        async with environment() as env:
+            return await frontend.run("masque", "127.0.0.1", port, requests, "edf",
+                                      timeout=30, proxy=("127.0.0.1", env.proxy_port))
+
+    results = asyncio.run(_with_backend("edf", body))
+    assert [r.index for r in results] == list(range(9))
+    for request, result in zip(requests, results, strict=True):
+        assert result.received == HEADER_SIZE + request.cls.size
+        assert result.latency is not None and not result.reset
+
+
+def test_frontend_cli_wants_a_proxy_for_masque_and_only_there() -> None:
+    for argv in (["--connect", "127.0.0.1:1", "--transport", "masque"],
+                 ["--connect", "127.0.0.1:1", "--fastpath"]):
+        with pytest.raises(SystemExit) as exc:
+            frontend.main(argv)
+        assert exc.value.code == 2

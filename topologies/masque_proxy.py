@@ -250,6 +250,8 @@ class MasqueTopology:
         self.switch: Any = None
         self.northbound = ""
         self.processes: dict[str, Any] = {}  # label -> NamespaceProcess
+        #: the last lines of stderr of the last `run_on` program
+        self.last_stderr: list[str] = []
         self._mgmt_made = False
         self._stopped = False
 
@@ -268,7 +270,6 @@ class MasqueTopology:
         from mininet.net import Mininet
 
         from topologies import mininet_p4 as mp4
-        from topologies.nsprocess import NamespaceProcess
 
         self._lock()
         if STATE_FILE.exists():  # a crashed run's leftovers (its owner is gone: we hold the lock)
@@ -307,26 +308,18 @@ class MasqueTopology:
         conf = self.workdir / "controller.toml"
         conf.write_text(controller_config(self.hosts, self.switch.grpc_addr, self.northbound))
 
-        def run(label: str, node: Any, argv: list[str], ready: str, timeout: float) -> None:
-            proc = NamespaceProcess(None, mp4.mnexec_argv(node, argv), ready=ready,
-                                    ready_timeout=timeout, name=label)
-            self.processes[label] = proc
-            try:
-                proc.start()
-            finally:
-                self._record()
-
-        run("mp-controller", None, [*tool("mp-controller"), "--config", str(conf),
-                                    "--log-level", "info"], r"pipeline pushed", 60)
+        daemon = self._start_daemon
+        daemon("mp-controller", None, [*tool("mp-controller"), "--config", str(conf),
+                                       "--log-level", "info"], r"pipeline pushed", 60)
         for h in self.hosts[2:]:
-            run(f"mp-target {h.name}", nodes[h.name],
-                [*tool("mp-target"), "--quic", f"{h.ip}:{QUIC_PORT}", "--udp",
-                 f"{h.ip}:{UDP_PORT}", *self.target_args], r"ready", 30)
+            daemon(f"mp-target {h.name}", nodes[h.name],
+                   [*tool("mp-target"), "--quic", f"{h.ip}:{QUIC_PORT}", "--udp",
+                    f"{h.ip}:{UDP_PORT}", *self.target_args], r"ready", 30)
         allow = [a for h in self.hosts[2:] for a in ("--allow", h.subnet)]
-        run("mp-proxy", proxy, [*tool("mp-proxy"), "--listen", f"{self.proxy.ip}:{QUIC_PORT}",
-                                *allow, "--controller", self.northbound,
-                                "--controller-token", PROXY_TOKEN, *self.proxy_args],
-            r"serving CONNECT-UDP", 30)
+        daemon("mp-proxy", proxy, [*tool("mp-proxy"), "--listen", f"{self.proxy.ip}:{QUIC_PORT}",
+                                   *allow, "--controller", self.northbound,
+                                   "--controller-token", PROXY_TOKEN, *self.proxy_args],
+               r"serving CONNECT-UDP", 30)
 
     def _lock(self) -> None:
         """Take LOCK_FILE, waiting up to `lock_wait` s; RuntimeError if another run holds it."""
@@ -375,10 +368,30 @@ class MasqueTopology:
         """The Mininet node called `name`."""
         return self.net[name]
 
+    def _start_daemon(self, label: str, node: Any, argv: list[str], ready: str,
+                      timeout: float) -> None:
+        from topologies import mininet_p4 as mp4
+        from topologies.nsprocess import NamespaceProcess
+
+        proc = NamespaceProcess(None, mp4.mnexec_argv(node, argv), ready=ready,
+                                ready_timeout=timeout, name=label)
+        self.processes[label] = proc
+        try:
+            proc.start()
+        finally:
+            self._record()
+
+    def start_daemon(self, label: str, host: str, argv: list[str], ready: str,
+                     timeout: float = 30.0) -> None:
+        """Start `argv` on Mininet host `host` and wait for a line matching `ready`; it is
+        stopped by PID with the topology (e.g. the LLM back-end on a target host)."""
+        self._start_daemon(label, self.node(host), argv, ready, timeout)
+
     def run_on(self, host: str, argv: list[str], timeout: float,
                label: str | None = None) -> str:
         """Run `argv` on Mininet host `host` until it exits; its stdout (ProcessFailed with
-        its last lines when it fails). It is stopped by PID if this is interrupted."""
+        its last lines when it fails; its stderr stays in `last_stderr`). It is stopped by
+        PID if this is interrupted."""
         from topologies import mininet_p4 as mp4
         from topologies.nsprocess import NamespaceProcess, ProcessFailed
 
@@ -393,6 +406,7 @@ class MasqueTopology:
         finally:
             proc.stop()
             self.processes.pop(label, None)
+            self.last_stderr = list(proc.output)
         if proc.poll() != 0:
             raise ProcessFailed(f"{label} exited with {proc.poll()}: "
                                 f"{' | '.join(list(proc.output)[-5:])}")

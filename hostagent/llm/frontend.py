@@ -5,6 +5,10 @@ Transports:
   by the chosen stream scheduler with the class's priority and deadline.
 - ``tcp-n``: TLS over TCP, one connection per request.
 - ``tcp-1``: TLS over TCP, one connection; requests follow each other in order.
+- ``masque``: the QUIC connection of ``quic`` runs inside a CONNECT-UDP tunnel
+  through a MASQUE proxy (``--proxy``), relayed by the proxy or, with
+  ``--fastpath``, carried by the P4 switch; there each packet carries the DSCP
+  of its most urgent class (CLASS_DSCP), which the proxy registers as a rank.
 
 All requests are issued at once (a burst, as in the seed thesis's experiment)
 unless an interval is given. A request completes when its whole answer has
@@ -27,7 +31,7 @@ from aioquic.asyncio import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
 
-from hostagent.llm.backend import quic_configuration
+from hostagent.llm.backend import ALPN, quic_configuration
 from hostagent.llm.wire import HEADER_SIZE, request_bytes
 from hostagent.llm.workload import Request, request_mix
 from hostagent.netaddr import parse_host_port
@@ -39,7 +43,9 @@ from hostagent.schedulers import (
     scheduled_protocol,
 )
 
-TRANSPORTS = ("quic", "tcp-n", "tcp-1")
+TRANSPORTS = ("quic", "tcp-n", "tcp-1", "masque")
+#: class priority -> the DSCP its packets carry on the switch fast path (EF, AF31, AF11)
+CLASS_DSCP = {0: 46, 1: 26, 2: 10}
 
 
 @dataclass
@@ -135,6 +141,48 @@ async def run_quic(host: str, port: int, requests: list[Request], scheduler: str
         return sorted(proto.results.values(), key=lambda r: r.index)
 
 
+async def run_masque(proxy: tuple[str, int], host: str, port: int, requests: list[Request],
+                     scheduler: str, interval: float = 0.0, timeout: float = 60.0,
+                     fastpath: bool = False) -> list[RequestResult]:
+    """`run_quic`, with the QUIC connection inside a CONNECT-UDP tunnel through `proxy`."""
+    from hostagent.masque.client import MasqueClient
+
+    loop = asyncio.get_running_loop()
+    results: list[RequestResult] = []
+    async with MasqueClient(*proxy, connect_timeout=timeout) as client:
+        tunnel = await client.open_udp(host, port, fastpath=fastpath, timeout=timeout,
+                                       fastpath_dscp=CLASS_DSCP if fastpath else None)
+        if fastpath and not tunnel.on_fastpath:
+            print(f"frontend: the proxy left the tunnel on the slow path "
+                  f"({tunnel.fastpath_reason or 'no reason given'})", file=sys.stderr)
+        inner = await tunnel.quic(alpn=ALPN, scheduler=scheduler, timeout=timeout)
+        pending = []
+        for request in requests:
+            now, cls = loop.time(), request.cls
+            result = _new_result(request, now)
+            answer = inner.send(request_bytes(cls), StreamMeta(
+                priority=cls.priority, deadline=now + cls.deadline_s, traffic_class=cls.name))
+
+            def finished(fut: asyncio.Future[bytes], result: RequestResult = result) -> None:
+                if fut.cancelled() or fut.exception() is not None:
+                    result.reset = True
+                else:
+                    result.done_at, result.received = loop.time(), len(fut.result())
+
+            answer.add_done_callback(finished)
+            pending.append(answer)
+            results.append(result)
+            if interval:
+                await asyncio.sleep(interval)
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for answer in pending:
+            answer.cancel()
+        inner.close()
+        tunnel.close()
+    return results
+
+
 def _tls_client() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -211,8 +259,14 @@ async def run_tcp_single(host: str, port: int, requests: list[Request],
 
 async def run(transport: str, host: str, port: int, requests: list[Request],
               scheduler: str = "aioquic-default", interval: float = 0.0,
-              timeout: float = 60.0) -> list[RequestResult]:
-    """Run the mix over one of TRANSPORTS."""
+              timeout: float = 60.0, proxy: tuple[str, int] | None = None,
+              fastpath: bool = False) -> list[RequestResult]:
+    """Run the mix over one of TRANSPORTS (``masque`` needs `proxy`)."""
+    if transport == "masque":
+        if proxy is None:
+            raise ValueError("transport masque needs a proxy")
+        return await run_masque(proxy, host, port, requests, scheduler, interval, timeout,
+                                fastpath)
     if transport == "quic":
         return await run_quic(host, port, requests, scheduler, interval, timeout)
     if transport == "tcp-n":
@@ -230,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connect", required=True, metavar="HOST:PORT")
     parser.add_argument("--transport", default="quic", choices=TRANSPORTS)
     parser.add_argument("--scheduler", default="aioquic-default", choices=list(SCHEDULERS),
-                        help="QUIC stream scheduler (transport quic)")
+                        help="QUIC stream scheduler (transports quic and masque)")
+    parser.add_argument("--proxy", metavar="HOST:PORT",
+                        help="MASQUE proxy (mp-proxy) for --transport masque")
+    parser.add_argument("--fastpath", action="store_true",
+                        help="--transport masque: ask the proxy for the switch fast path")
     parser.add_argument("--requests", type=int, default=90)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--interval", type=float, default=0.0,
@@ -244,8 +302,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.requests < 0:
         parser.error("--requests must be >= 0")
+    proxy = None
+    if args.transport == "masque":
+        if not args.proxy:
+            parser.error("--transport masque needs --proxy HOST:PORT")
+        try:
+            proxy = parse_host_port(args.proxy)
+        except ValueError as exc:
+            parser.error(f"--proxy: {exc}")
+    elif args.proxy or args.fastpath:
+        parser.error("--proxy and --fastpath go with --transport masque")
     results = asyncio.run(run(args.transport, host, port, request_mix(args.requests, args.seed),
-                              args.scheduler, args.interval, args.timeout))
+                              args.scheduler, args.interval, args.timeout, proxy,
+                              args.fastpath))
     from hostagent.llm.report import format_table, summarize
     if args.json:
         text = json.dumps([r.to_dict() for r in results])
