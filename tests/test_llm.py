@@ -143,3 +143,78 @@ def test_frontend_cli_wants_a_proxy_for_masque_and_only_there() -> None:
         with pytest.raises(SystemExit) as exc:
             frontend.main(argv)
         assert exc.value.code == 2
+
+
+def test_masque_fast_path_tags_each_class_and_the_proxy_ranks_them(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--transport masque --fastpath through a fake controller and a fake switch on loopback:
+    the tunnel is granted, one rank per class DSCP is registered, each packet carries the
+    DSCP of its most urgent open class, the proxy relays none, every request is answered."""
+    from hostagent.masque.fastpath import FastPathSocket
+    from tests.masque.test_fastpath_handoff import environment
+
+    tags: list[int | None] = []
+    send = FastPathSocket.send
+
+    def recording(self: FastPathSocket, payload: bytes, dscp: int | None = None) -> None:
+        tags.append(dscp)
+        send(self, payload, dscp)
+
+    monkeypatch.setattr(FastPathSocket, "send", recording)
+    requests = request_mix(12, seed=3)
+
+    async def body(port: int) -> tuple[list[frontend.RequestResult], dict[int, int], int]:
+        async with environment() as env:
+            env.switch.flows[8] = ("127.0.0.1", port)  # the flow the fake controller grants
+            assert env.proxy.port is not None
+            results = await frontend.run("masque", "127.0.0.1", port, requests, "ml",
+                                         timeout=30, proxy=("127.0.0.1", env.proxy.port),
+                                         fastpath=True)
+            ranks = {c.key.dscp: c.priority for n, c in env.controller.calls
+                     if n == "RegisterStream"}
+            return results, ranks, env.proxy.stats["up_packets"]
+
+    results, ranks, relayed = asyncio.run(_with_backend("ml", body))
+    assert ranks == {-1: 0, 46: 0, 26: 1, 10: 2}  # whole flow, then one rank per class
+    for request, result in zip(requests, results, strict=True):
+        assert result.received == HEADER_SIZE + request.cls.size, result
+        assert result.latency is not None and not result.reset
+    assert relayed == 0
+    assert set(tags) <= set(frontend.CLASS_DSCP.values()) | {None}
+    assert frontend.CLASS_DSCP[0] in tags and frontend.CLASS_DSCP[2] in tags  # burst, then long
+    err = capsys.readouterr().err
+    assert "on the fast path (flow 8 via" in err and "slow path" not in err
+
+
+def test_masque_fast_path_refused_stays_on_the_slow_path(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a controller the proxy relays the tunnel; the front-end says why, and every
+    request is still answered."""
+    from tests.masque.helpers import environment
+
+    requests = request_mix(6, seed=4)
+
+    async def body(port: int) -> list[frontend.RequestResult]:
+        async with environment() as env:
+            return await frontend.run("masque", "127.0.0.1", port, requests, "edf",
+                                      timeout=30, proxy=("127.0.0.1", env.proxy_port),
+                                      fastpath=True)
+
+    results = asyncio.run(_with_backend("edf", body))
+    assert all(r.latency is not None and not r.reset for r in results)
+    err = capsys.readouterr().err
+    assert "left the tunnel on the slow path (no controller configured)" in err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--transport", "masque", "--proxy", "nohostport"], "--proxy"),
+    (["--transport", "quic", "--proxy", "127.0.0.1:1"], "go with --transport masque"),
+    (["--transport", "masque"], "needs --proxy"),
+])
+def test_frontend_masque_argument_errors_are_one_line(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        frontend.main(["--connect", "127.0.0.1:1", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "error:" in err[-1] and message in err[-1]  # argparse: usage, then one line

@@ -31,7 +31,7 @@ from aioquic.asyncio import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
 
-from hostagent.llm.backend import ALPN, quic_configuration
+from hostagent.llm.backend import quic_configuration
 from hostagent.llm.wire import HEADER_SIZE, request_bytes
 from hostagent.llm.workload import Request, request_mix
 from hostagent.netaddr import parse_host_port
@@ -147,6 +147,7 @@ async def run_masque(proxy: tuple[str, int], host: str, port: int, requests: lis
     """`run_quic`, with the QUIC connection inside a CONNECT-UDP tunnel through `proxy`."""
     from hostagent.masque.client import MasqueClient
 
+    make_scheduler(scheduler)  # a bad name fails before the tunnel is opened
     loop = asyncio.get_running_loop()
     results: list[RequestResult] = []
     async with MasqueClient(*proxy, connect_timeout=timeout) as client:
@@ -155,7 +156,9 @@ async def run_masque(proxy: tuple[str, int], host: str, port: int, requests: lis
         if fastpath and not tunnel.on_fastpath:
             print(f"frontend: the proxy left the tunnel on the slow path "
                   f"({tunnel.fastpath_reason or 'no reason given'})", file=sys.stderr)
-        inner = await tunnel.quic(alpn=ALPN, scheduler=scheduler, timeout=timeout)
+        # the back-end's QUIC settings (ALPN, flow control), as for transport quic
+        inner = await tunnel.quic(scheduler=scheduler, timeout=timeout,
+                                  configuration=quic_configuration(is_client=True))
         pending = []
         for request in requests:
             now, cls = loop.time(), request.cls
@@ -178,6 +181,11 @@ async def run_masque(proxy: tuple[str, int], host: str, port: int, requests: lis
             await asyncio.wait(pending, timeout=timeout)
         for answer in pending:
             answer.cancel()
+        if tunnel.on_fastpath:
+            c = tunnel.counters()
+            print(f"frontend: tunnel {host}:{port} on the fast path ({tunnel.fastpath}, DSCP "
+                  f"per class {CLASS_DSCP}): shims sent {c['fp_sent']}, received "
+                  f"{c['fp_received']}; via the proxy {c['via_proxy']}", file=sys.stderr)
         inner.close()
         tunnel.close()
     return results

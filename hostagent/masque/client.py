@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 from collections import deque
@@ -49,6 +50,7 @@ from typing import Any
 
 from aioquic.asyncio import QuicConnectionProtocol, connect
 from aioquic.h3.events import DatagramReceived, DataReceived, H3Event, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import (
     ConnectionTerminated,
@@ -373,10 +375,18 @@ class UdpTunnel:
     # -- an inner QUIC connection ----------------------------------------------------------
     async def quic(self, alpn: str = ECHO_ALPN, scheduler: StreamScheduler | str = "rr", *,
                    server_name: str | None = None, timeout: float = 10.0,
-                   idle_timeout: float = 60.0) -> InnerConnection:
-        """Run a QUIC client handshake through this tunnel; the connected inner connection."""
-        config = echo_configuration(is_client=True, idle_timeout=idle_timeout)
-        config.alpn_protocols = [alpn]
+                   idle_timeout: float = 60.0,
+                   configuration: QuicConfiguration | None = None) -> InnerConnection:
+        """Run a QUIC client handshake through this tunnel; the connected inner connection.
+
+        `configuration` (a client QuicConfiguration, e.g. the LLM back-end's settings)
+        replaces the echo service's; `alpn` and `idle_timeout` then come from it.
+        """
+        if configuration is None:
+            config = echo_configuration(is_client=True, idle_timeout=idle_timeout)
+            config.alpn_protocols = [alpn]
+        else:
+            config = dataclasses.replace(configuration)  # a copy: the caller's stays as it was
         config.verify_mode = ssl.CERT_NONE  # targets use throw-away certificates
         config.server_name = server_name or self.host
         inner = InnerConnection(self, ScheduledQuicConnection(configuration=config,
