@@ -162,6 +162,7 @@ def test_masque_fast_path_tags_each_class_and_the_proxy_ranks_them(
 
     monkeypatch.setattr(FastPathSocket, "send", recording)
     requests = request_mix(12, seed=3)
+    report: dict[str, object] = {}
 
     async def body(port: int) -> tuple[list[frontend.RequestResult], dict[int, int], int]:
         async with environment() as env:
@@ -169,7 +170,7 @@ def test_masque_fast_path_tags_each_class_and_the_proxy_ranks_them(
             assert env.proxy.port is not None
             results = await frontend.run("masque", "127.0.0.1", port, requests, "ml",
                                          timeout=30, proxy=("127.0.0.1", env.proxy.port),
-                                         fastpath=True)
+                                         fastpath=True, tunnel_report=report)
             ranks = {c.key.dscp: c.priority for n, c in env.controller.calls
                      if n == "RegisterStream"}
             return results, ranks, env.proxy.stats["up_packets"]
@@ -184,6 +185,9 @@ def test_masque_fast_path_tags_each_class_and_the_proxy_ranks_them(
     assert frontend.CLASS_DSCP[0] in tags and frontend.CLASS_DSCP[2] in tags  # burst, then long
     err = capsys.readouterr().err
     assert "on the fast path (flow 8 via" in err and "slow path" not in err
+    assert report["granted"] and str(report["flow"]).startswith("flow 8 via")
+    counters = report["counters"]
+    assert isinstance(counters, dict) and counters["fp_sent"] > 0 and counters["via_proxy"] == 0
 
 
 def test_masque_fast_path_refused_stays_on_the_slow_path(
@@ -209,6 +213,7 @@ def test_masque_fast_path_refused_stays_on_the_slow_path(
 @pytest.mark.parametrize("argv,message", [
     (["--transport", "masque", "--proxy", "nohostport"], "--proxy"),
     (["--transport", "quic", "--proxy", "127.0.0.1:1"], "go with --transport masque"),
+    (["--transport", "quic", "--tunnel-json", "x.json"], "go with --transport masque"),
     (["--transport", "masque"], "needs --proxy"),
 ])
 def test_frontend_masque_argument_errors_are_one_line(

@@ -1,104 +1,65 @@
-"""LLM serving through a P4 switch in Mininet: the LLM front-end and back-end on their hosts.
+"""LLM serving through the MASQUE proxy and the P4 switch in Mininet, fast path off and on.
 
-    sudo .venv/bin/python topologies/llm_serving.py [--cli] [--target soft|bmv2] \\
-        [--link "rate=5mbit,delay=50ms,loss=0.5%"] [--scheduler edf] [--requests 30]
+    sudo .venv/bin/python topologies/llm_serving.py [--fastpath off|on|both] [--scheduler edf,ml] \\
+        [--target soft|bmv2] [--link "rate=5mbit,delay=50ms,loss=0.5%"] [--bottleneck 2mbit] \\
+        [--requests 30] [--seed 1] [--out results/llm] [--cli]
     sudo .venv/bin/python topologies/llm_serving.py --cleanup
 
-    frontend 10.0.11.10 --port 11--+   P4 switch mls1    +--port 12-- backend 10.0.12.10
-      (--link: emulated; mpe11     |   (P4Switch)        |   (hostagent.llm.backend :4433)
-       in between without netem)   +---------------------+
-    root namespace: mp-controller (routes; northbound 127.0.0.1), this script
+    client 10.0.1.10 --port 1--+   P4 switch mps1       +--port 3-- t1 10.0.3.10
+      LLM front-end            |   fast path 10.0.2.1   |   LLM back-end :4443 (one per
+      --transport masque       |   SP-PIFO ranks        |   scheduler: :4443, :4444, ...)
+      [mpe1: --link emulated]  |                        |   (and mp-target :4433/:4434)
+    proxy 10.0.2.10 --port 2---+
+      mp-proxy --controller    root namespace: mp-controller, this script
 
-Built like masque_proxy.py from topologies.mininet_p4 (P4Switch, host set-up, access
-links with netem or the userspace emulator node). Without --cli it runs the back-end on
-`backend`, one front-end run on `frontend` (the seed thesis's request mix, one burst) and
-prints the per-class table; with --cli it drops into Mininet's CLI with the back-end
-running. The names (switch mls1, emulator mpe11, hosts, ports 11/12, PID file) differ
-from masque_proxy.py's, so the two never clash. No per-class ranks are installed: the
-front-end does not mark its packets (no DSCP), so the switch cannot tell the classes
-apart; every packet gets the controller's default rank.
+The topology is `masque_proxy.py`'s (MasqueTopology: the switch, mp-controller,
+mp-proxy, one target host), with the LLM back-end started on `t1` and the front-end
+(`python -m hostagent.llm.frontend --transport masque`) run on `client`: its QUIC
+connection runs inside one CONNECT-UDP tunnel through mp-proxy. With the fast path
+off the proxy relays every packet; with it on the switch carries them, each tagged
+with the DSCP of its most urgent open class (real-time 46, free-tier 26, long 10),
+which the proxy registers with the controller as one rank per class (plus the
+tunnel's own), so that the switch's SP-PIFO queues rank the classes. With
+`--bottleneck` the switch's port towards t1 is shaped (built-in target only), so
+that those ranks decide who waits there.
+
+Without --cli it runs every (scheduler, fast path) variant once on one topology
+and prints per class the completion and on-time rates and latency p50/p99, and
+the proxy's CPU seconds per MB exchanged (requests plus answers), from
+`/proc/<mp-proxy>/stat` before and after each run; it writes
+results/llm/llm_serving.{json,png}. With --cli it opens Mininet's CLI with the
+back-end running. Cleanup, signals and the one-topology-at-a-time lock are
+MasqueTopology's (`--cleanup` is masque_proxy.py's).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import shutil
-import signal
-import subprocess
+import platform
+import re
+import statistics
 import sys
-import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: `python topologies/llm_serving.py`
     sys.path.insert(0, str(REPO))
 
-from bmv2 import launcher  # noqa: E402 - needs the path above
-from topologies import capabilities  # noqa: E402
-from topologies.linkemu import LinkParams, parse_spec  # noqa: E402
-from topologies.masque_proxy import (  # noqa: E402 - shared helpers, not duplicated
-    HostPlan,
-    _interrupt,
-    _raise_exit,
-    _same_process,
-    _start_time,
-    tool,
-)
+from topologies import capabilities  # noqa: E402 - needs the path above
+from topologies.linkemu import format_spec, parse_rate, parse_spec  # noqa: E402
 
 PROG = "llm_serving"
-SWITCH_NAME = "mls1"
-FRONTEND_PORT, BACKEND_PORT = 11, 12  # masque_proxy.py uses ports 1..10 (emulator mpe1)
-EMULATOR_NAME = f"mpe{FRONTEND_PORT}"
-#: root-namespace interfaces this topology makes (the switch's ports)
-ROOT_LINK_PREFIXES = (f"{SWITCH_NAME}-eth",)
-STATE_FILE = Path("/run/masque-pifo-mininet-llm.json")
-WORKDIR_PREFIX = "mp-mininet-llm-"
-LLM_PORT = 4433
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=0.5%"
-CONTROLLER_ELECTION_ID = 10
-
-CONFIG = """
-state = "state.sqlite"
-northbound = "{northbound}"
-sched_mode = "sppifo"
-default_rank = 30000
-
-[[switch]]
-name = "{switch}"
-address = "{grpc}"
-election_id = {election}
-
-# required by the controller; unused here (no proxy, nothing is sent to this address)
-[fastpath]
-address = "10.0.{backend_port}.1"
-proxy_addr = "{backend}"
-proxy_ports = [40000, 40999]
-miss = "slow-path"
-slow_path_port = {backend_port}
-slow_path_mac = "{backend_mac}"
-
-{routes}"""
-
-
-def plan_hosts() -> list[HostPlan]:
-    """frontend on port 11, backend on port 12."""
-    return [HostPlan("frontend", FRONTEND_PORT), HostPlan("backend", BACKEND_PORT)]
-
-
-def controller_config(hosts: list[HostPlan], grpc_addr: str, northbound: str) -> str:
-    """The mp-controller TOML: the pipeline and a route to each host."""
-    routes = "".join(f'[[route]]\nprefix = "{h.subnet}"\nport = {h.port}\n'
-                     f'src_mac = "{h.switch_mac}"\ndst_mac = "{h.mac}"\n\n' for h in hosts)
-    backend = hosts[1]
-    return CONFIG.format(northbound=northbound, switch=SWITCH_NAME, grpc=grpc_addr,
-                         election=CONTROLLER_ELECTION_ID, backend_port=backend.port,
-                         backend=backend.ip, backend_mac=backend.mac, routes=routes)
+BACKEND_HOST = "t1"
+BACKEND_PORT = 4443  # mp-target has 4433 (QUIC) and 4434 (UDP) on t1; +i for scheduler i
+FASTPATH = {"off": (False,), "on": (True,), "both": (False, True)}
+SEED_RESULT = ("seed thesis (90 requests, direct, no proxy): EDF and ML best; ABS and ML "
+               "100% on time for real-time")
+_RANKS = re.compile(r"fast path granted: flow (\d+),.*?(?:, (\d+) stream ranks)?\s*$")
 
 
 class _Outcome:
@@ -110,240 +71,197 @@ class _Outcome:
         self.on_time = row["on_time"]
 
 
+def percentile(values: list[float], q: int) -> float | None:
+    """The q-th percentile (inclusive interpolation), None without values."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
 def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """hostagent.llm.report.summarize of the front-end's JSON rows."""
+    """Per class: hostagent.llm.report.summarize of the front-end's rows, plus the
+    completion rate and latency p50/p99."""
     from hostagent.llm.report import summarize
 
-    return summarize(_Outcome(r) for r in rows)
+    summary = summarize(_Outcome(r) for r in rows)
+    for row in summary.values():
+        n, lat = row["requests"], row["latencies"]
+        row["completed"] = row["finished"] / n if n else None
+        row["p50"], row["p99"] = percentile(lat, 50), percentile(lat, 99)
+    return summary
 
 
-class LlmTopology:
-    """The topology as a context manager: `start()` builds and starts it, `stop()` removes it.
+def exchanged_bytes(rows: list[dict[str, Any]]) -> int:
+    """Application bytes through the tunnel: every request sent plus the answers received."""
+    from hostagent.llm.wire import HEADER_SIZE
+    from hostagent.llm.workload import CLASS_BY_NAME
 
-    `target` "soft" or "bmv2"; `link` the impairment of the front-end's access link
-    (both directions; None: a plain link); `scheduler` the back-end's stream scheduler.
-    """
+    return sum(HEADER_SIZE + CLASS_BY_NAME[r["traffic_class"]].size + r["received"]
+               for r in rows)
 
-    def __init__(self, target: str = "soft", link: LinkParams | None = None,
-                 scheduler: str = "edf", link_mode: str = "auto") -> None:
-        self.target = target
-        self.hosts = plan_hosts()
-        self.link = link
-        self.link_mode = link_mode
-        self.link_how = "plain"
-        self.scheduler = scheduler
-        self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
-        self.net: Any = None
-        self.switch: Any = None
-        self.processes: dict[str, Any] = {}  # label -> NamespaceProcess
-        self._stopped = False
 
-    def __enter__(self) -> LlmTopology:
-        self.start()
-        return self
+@dataclass
+class VariantResult:
+    """One front-end run: its rows, what the tunnel got, what the proxy spent."""
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def frontend(self) -> HostPlan:
-        """The front-end host's plan."""
-        return self.hosts[0]
+    scheduler: str
+    fastpath: bool
+    rows: list[dict[str, Any]]
+    seconds: float
+    proxy_cpu_s: float
+    granted: bool = False
+    flow: str = ""              # "flow N via ADDR:PORT" when granted
+    slow_path_reason: str = ""  # why the proxy refused the fast path, when asked
+    shims_sent: int = 0
+    shims_received: int = 0
+    via_proxy: int = 0          # packets the front-end received through the proxy
+    stream_ranks: int | None = None  # ranks the proxy registered for the flow
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
-    def backend(self) -> HostPlan:
-        """The back-end host's plan."""
-        return self.hosts[1]
+    def label(self) -> str:
+        return f"{self.scheduler}, fast path {'on' if self.fastpath else 'off'}"
 
-    def start(self) -> None:
-        """Build the network, start the switch, the controller and the back-end."""
-        from mininet.net import Mininet
+    @property
+    def mb(self) -> float:
+        return exchanged_bytes(self.rows) / 1e6
 
-        from topologies import mininet_p4 as mp4
+    @property
+    def cpu_per_mb(self) -> float | None:
+        return self.proxy_cpu_s / self.mb if self.mb else None
 
-        self._record()
-        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        net = self.net = Mininet(controller=None, build=False, autoSetMacs=False)
-        self.switch = net.addSwitch(SWITCH_NAME, cls=mp4.P4Switch, target=self.target,
-                                    log_file=self.workdir / "switch.log")
-        nodes = {h.name: net.addHost(h.name, ip=f"{h.ip}/24", mac=h.mac) for h in self.hosts}
-        mode = None if self.link_mode == "auto" else self.link_mode
-        self.link_how = mp4.add_access_link(net, nodes["frontend"], self.switch,
-                                            self.frontend.port, self.link, self.link, mode)
-        mp4.add_access_link(net, nodes["backend"], self.switch, self.backend.port)
-        net.build()
-        self._record()
-        net.start()
-        self._record()
-        for h in self.hosts:
-            mp4.configure_host(nodes[h.name], h.gateway, h.switch_mac)
-        conf = self.workdir / "controller.toml"
-        northbound = f"127.0.0.1:{launcher.free_tcp_port()}"
-        conf.write_text(controller_config(self.hosts, self.switch.grpc_addr, northbound))
-        self._run("mp-controller", None, [*tool("mp-controller"), "--config", str(conf),
-                                          "--log-level", "info"], r"pipeline pushed", 60)
-        self._run("llm-backend", nodes["backend"], [
-            sys.executable, "-m", "hostagent.llm.backend", "--listen",
-            f"{self.backend.ip}:{LLM_PORT}", "--scheduler", self.scheduler],
-            r"serving QUIC", 30)
+    @property
+    def completed(self) -> int:
+        return sum(r["latency"] is not None for r in self.rows)
 
-    def _run(self, label: str, node: Any, argv: list[str], ready: str | None,
-             timeout: float, **kwargs: Any) -> Any:
-        from topologies import mininet_p4 as mp4
-        from topologies.nsprocess import NamespaceProcess
-
-        proc = NamespaceProcess(None, mp4.mnexec_argv(node, argv), ready=ready,
-                                ready_timeout=timeout, name=label, **kwargs)
-        self.processes[label] = proc
-        try:
-            proc.start()
-        finally:
-            self._record()
-        return proc
-
-    def node(self, name: str) -> Any:
-        """The Mininet node called `name`."""
-        return self.net[name]
-
-    def ping_all(self) -> float:
-        """Mininet's pingall through the switch; the share lost, in %."""
-        return float(self.net.pingAll(timeout="2"))
-
-    def run_frontend(self, requests: int = 30, seed: int = 1, transport: str = "quic",
-                     timeout: float = 60.0) -> list[dict[str, Any]]:
-        """One front-end run on `frontend` against the back-end; its per-request rows."""
-        argv = [sys.executable, "-m", "hostagent.llm.frontend", "--connect",
-                f"{self.backend.ip}:{LLM_PORT}", "--transport", transport, "--scheduler",
-                self.scheduler, "--requests", str(requests), "--seed", str(seed),
-                "--timeout", str(timeout), "--json", "-"]
-        front = self._run("llm-frontend", self.node("frontend"), argv, None, 0,
-                          capture_stdout=True)
-        try:
-            out = front.communicate(timeout=timeout + 30)
-            code = front.poll()
-        finally:
-            front.stop()
-        if code != 0:
-            raise RuntimeError(f"front-end failed ({code}): {' | '.join(list(front.output)[-5:])}")
-        return json.loads(out)
-
-    def pids(self) -> dict[str, int]:
-        """Every process this topology runs: its daemons, emulator, switch and node shells."""
-        from topologies.mininet_p4 import topology_pids
-        return topology_pids(self.processes, self.net)
-
-    def netns_inodes(self) -> set[int]:
-        """The network namespaces of the Mininet nodes that have one (by inode)."""
-        from topologies.mininet_p4 import topology_netns_inodes
-        return topology_netns_inodes(self.net)
-
-    def _record(self) -> None:
-        """Write STATE_FILE: our PID, every PID we started (with start times), the workdir."""
-        pids = {label: [pid, _start_time(pid)] for label, pid in self.pids().items()}
-        STATE_FILE.write_text(json.dumps({"owner": [os.getpid(), _start_time(os.getpid())],
-                                          "pids": pids, "workdir": str(self.workdir)}))
-
-    def stop(self) -> list[str]:
-        """Stop everything by PID, remove every link and namespace; idempotent; the errors."""
-        if self._stopped:
-            return []
-        self._stopped = True
-        errors: list[str] = []
-
-        def attempt(what: str, fn: Any, *args: Any) -> None:
-            try:
-                fn(*args)
-            except Exception as exc:  # noqa: BLE001 - go on cleaning up
-                errors.append(f"{what}: {exc}")
-
-        for label in sorted(self.processes, key=lambda x: (x == "mp-controller", x)):
-            attempt(f"stopping {label}", self.processes[label].stop)
-        if self.net is not None:
-            for sw in self.net.switches:
-                proc = getattr(sw, "process", None)
-                if proc is not None:
-                    attempt(f"stopping {sw.name}", proc.stop)
-            for node in [*self.net.hosts, *self.net.switches]:
-                if node.shell is not None and node.waiting:
-                    attempt(f"interrupting {node.name}", _interrupt, node)
-            attempt("stopping Mininet", self.net.stop)
-        attempt("deleting leftover links", _delete_root_links)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            STATE_FILE.unlink()
-        for error in errors:
-            print(f"{PROG}: cleanup: {error}", file=sys.stderr)
-        return errors
+    def to_dict(self) -> dict[str, Any]:
+        summary = {c: {k: v for k, v in row.items() if k != "latencies"}
+                   for c, row in self.summary.items()}
+        return {"scheduler": self.scheduler, "fastpath": self.fastpath,
+                "seconds": self.seconds, "granted": self.granted, "flow": self.flow,
+                "slow_path_reason": self.slow_path_reason, "shims_sent": self.shims_sent,
+                "shims_received": self.shims_received, "via_proxy": self.via_proxy,
+                "stream_ranks": self.stream_ranks, "mb_exchanged": self.mb,
+                "proxy_cpu_s": self.proxy_cpu_s, "proxy_cpu_s_per_mb": self.cpu_per_mb,
+                "summary": summary, "requests": self.rows}
 
 
-def _delete_root_links() -> None:
-    from topologies import mininet_p4 as mp4
+def start_backend(topo: Any, scheduler: str, port: int = BACKEND_PORT) -> str:
+    """Start the LLM back-end (`scheduler`) on BACKEND_HOST of MasqueTopology `topo`, stopped
+    with the topology; its HOST:PORT."""
+    host = next(h for h in topo.hosts if h.name == BACKEND_HOST)
+    topo.start_daemon(f"llm back-end {scheduler}", host.name, [
+        sys.executable, "-m", "hostagent.llm.backend", "--listen", f"{host.ip}:{port}",
+        "--scheduler", scheduler], r"serving QUIC")
+    return f"{host.ip}:{port}"
 
-    for ifname in mp4.root_links(ROOT_LINK_PREFIXES):
-        subprocess.run(["ip", "link", "del", ifname], capture_output=True)
+
+def frontend_argv(topo: Any, backend: str, scheduler: str, fastpath: bool, requests: int,
+                  seed: int, timeout: float) -> list[str]:
+    """The front-end's command line on `client`, through the topology's proxy."""
+    from topologies.masque_proxy import QUIC_PORT
+
+    return [sys.executable, "-m", "hostagent.llm.frontend", "--transport", "masque",
+            "--proxy", f"{topo.proxy.ip}:{QUIC_PORT}", "--connect", backend, "--scheduler",
+            scheduler, "--requests", str(requests), "--seed", str(seed), "--timeout",
+            str(timeout), "--json", "-", *(["--fastpath"] if fastpath else [])]
 
 
-def cleanup_leftovers(mininet_too: bool = True) -> list[str]:
-    """Remove what a crashed run left (PIDs from STATE_FILE checked against their start
-    times, our switch links, the work directory); with `mininet_too` also Mininet's mn -c."""
-    done: list[str] = []
-    state: dict[str, Any] = {}
-    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-        state = json.loads(STATE_FILE.read_text())
-    owner = state.get("owner")
-    if owner and owner[0] != os.getpid() and _same_process(owner[0], owner[1]):
-        raise RuntimeError(f"a {PROG} topology is still running (pid {owner[0]}); stop it "
-                           "first (Ctrl-C or exit its CLI)")
-    pids = state.get("pids", {})
-    for label, (pid, started) in sorted(pids.items()):
-        if _same_process(pid, started):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-                done.append(f"sent SIGTERM to {label} (pid {pid})")
-    deadline = time.monotonic() + 5
-    for pid, started in pids.values():
-        while _same_process(pid, started):
-            if time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+def run_variant(topo: Any, backend: str, scheduler: str, fastpath: bool, requests: int,
+                seed: int = 1, timeout: float = 60.0) -> VariantResult:
+    """One front-end run on `client` through mp-proxy (and the switch's fast path if
+    `fastpath`); the proxy's CPU seconds are read before and after it."""
+    report = Path(topo.workdir) / f"tunnel-{scheduler}-{'on' if fastpath else 'off'}.json"
+    report.unlink(missing_ok=True)
+    cpu = topo.cpu_seconds("mp-proxy")
+    t0 = time.monotonic()
+    out = topo.run_on("client", [*frontend_argv(topo, backend, scheduler, fastpath, requests,
+                                                seed, timeout), "--tunnel-json", str(report)],
+                      timeout=timeout + 60, label="llm front-end")
+    seconds = time.monotonic() - t0
+    time.sleep(0.3)  # the proxy closes the tunnel (and its flow) once the front-end is gone
+    result = VariantResult(scheduler, fastpath, json.loads(out), seconds,
+                           topo.cpu_seconds("mp-proxy") - cpu)
+    tunnel = json.loads(report.read_text())  # the hosts share the root's file system
+    counters = tunnel.get("counters", {})
+    result.granted, result.flow = bool(tunnel.get("granted")), tunnel.get("flow") or ""
+    result.slow_path_reason = tunnel.get("reason", "") if fastpath else ""
+    result.shims_sent = counters.get("fp_sent", 0)
+    result.shims_received = counters.get("fp_received", 0)
+    result.via_proxy = counters.get("via_proxy", 0)
+    if result.granted:
+        flow_id = result.flow.split()[1]
+        for line in reversed(topo.processes["mp-proxy"].output):
+            m = _RANKS.search(line)
+            if m and m.group(1) == flow_id:
+                result.stream_ranks = int(m.group(2) or 0)
                 break
-            time.sleep(0.05)
-    from topologies import mininet_p4 as mp4
-
-    for ifname in mp4.root_links(ROOT_LINK_PREFIXES):
-        subprocess.run(["ip", "link", "del", ifname], capture_output=True)
-        done.append(f"deleted link {ifname}")
-    workdir = state.get("workdir")
-    if workdir and Path(workdir).name.startswith(WORKDIR_PREFIX):
-        shutil.rmtree(workdir, ignore_errors=True)
-    with contextlib.suppress(FileNotFoundError):
-        STATE_FILE.unlink()
-        done.append(f"removed {STATE_FILE}")
-    if mininet_too:
-        from mininet.clean import cleanup
-
-        cleanup()
-        done.append("ran Mininet's cleanup (mn -c)")
-    return done
+    result.summary = summarize_rows(result.rows)
+    return result
 
 
-def cli_help(topo: LlmTopology) -> str:
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _sec(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_tables(results: list[VariantResult]) -> str:
+    """Per variant and class: completion, on time, p50/p99; then the proxy's cost."""
+    header = (f"{'variant':<22} {'class':<9} {'reqs':>4} {'done':>5} {'on time':>8} "
+              f"{'p50 s':>7} {'p99 s':>7}")
+    lines = [header, "-" * len(header)]
+    for r in results:
+        for cls, row in r.summary.items():
+            lines.append(f"{r.label:<22} {cls:<9} {row['requests']:>4} "
+                         f"{_pct(row['completed']):>5} {_pct(row['on_time']):>8} "
+                         f"{_sec(row['p50']):>7} {_sec(row['p99']):>7}")
+    header = (f"{'variant':<22} {'tunnel':<28} {'MB':>6} {'proxy CPU s':>11} "
+              f"{'CPU s/MB':>9}")
+    lines += ["", header, "-" * len(header)]
+    for r in results:
+        if r.granted:
+            how = f"switch, {r.stream_ranks} ranks" if r.stream_ranks is not None else "switch"
+        else:
+            how = "proxy" + (" (fast path refused)" if r.fastpath else "")
+        lines.append(f"{r.label:<22} {how:<28} {r.mb:>6.2f} {r.proxy_cpu_s:>11.2f} "
+                     f"{_sec(r.cpu_per_mb):>9}")
+    return "\n".join(lines)
+
+
+def write_results(results: list[VariantResult], out_dir: Path, meta: dict[str, Any]) -> Path:
+    """JSON and a box plot (latency per class and variant) under `out_dir`; the PNG's path."""
+    from hostagent.llm.report import box_plot
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{PROG}.json").write_text(json.dumps(
+        {"meta": meta, "variants": {r.label: r.to_dict() for r in results}}, indent=1))
+    costs = "; ".join(f"{r.label}: {_sec(r.cpu_per_mb)} proxy CPU s/MB" for r in results)
+    return box_plot({r.label: r.summary for r in results}, out_dir / f"{PROG}.png",
+                    f"LLM classes through mp-proxy and the P4 switch ({meta['requests']} "
+                    f"requests, client link {meta['link']})\n{costs}")
+
+
+def cli_help(topo: Any, backends: dict[str, str]) -> str:
     """What to try at Mininet's CLI."""
-    b = f"{topo.backend.ip}:{LLM_PORT}"
-    return f"""
-*** The LLM serving topology is up; the back-end ({topo.scheduler}) listens on {b}. Try:
-  pingall
-  frontend ping -c 3 {topo.backend.ip}
-  frontend python -m hostagent.llm.frontend --connect {b} --scheduler {topo.scheduler} \
---requests 30
-  frontend python -m hostagent.llm.frontend --connect {b} --transport tcp-n --requests 30
-  links / net / dump
-  exit   (or Ctrl-D: everything is stopped and removed)
-P4Runtime {topo.switch.grpc_addr}; switch log {topo.workdir / 'switch.log'}
-"""
+    from topologies.masque_proxy import QUIC_PORT
+
+    proxy = f"{topo.proxy.ip}:{QUIC_PORT}"
+    lines = [f"\n*** The LLM serving topology is up; back-ends on {BACKEND_HOST}: "
+             + ", ".join(f"{s} {a}" for s, a in backends.items()) + ". Try:", "  pingall"]
+    for scheduler, addr in backends.items():
+        lines.append(f"  client python -m hostagent.llm.frontend --transport masque --proxy "
+                     f"{proxy} --connect {addr} --scheduler {scheduler} --requests 30 "
+                     "--fastpath")
+    lines += ["     (without --fastpath the proxy relays the tunnel)",
+              "  sh mp-ctl rank list      (while a front-end runs: one rank per class DSCP)",
+              "  sh mp-ctl flow list / sh mp-ctl stats / sh mp-ctl sched set fifo",
+              "  exit   (or Ctrl-D: everything is stopped and removed)"]
+    return "\n".join(lines) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,51 +269,77 @@ def build_parser() -> argparse.ArgumentParser:
     from hostagent.schedulers import SCHEDULERS
 
     parser = argparse.ArgumentParser(
-        prog=PROG, description="LLM front-end and back-end through a P4 switch in Mininet: "
-        "one run with the per-class table, or Mininet's CLI.",
-        epilog="run as root with the project's venv: sudo .venv/bin/python "
-        "topologies/llm_serving.py")
+        prog=PROG, description="The LLM front-end and back-end through the MASQUE proxy "
+        "and the P4 switch in Mininet, fast path off and on: per-class timeliness and the "
+        "proxy's CPU per MB; or Mininet's CLI.", epilog=SEED_RESULT.replace("%", "%%"))
+    parser.add_argument("--fastpath", choices=list(FASTPATH), default="both",
+                        help="run each scheduler with the fast path off, on, or both (default)")
+    parser.add_argument("--scheduler", default="edf", metavar="LIST",
+                        help="stream scheduler(s) at both ends, comma-separated (default edf; "
+                        f"from {', '.join(SCHEDULERS)})")
     parser.add_argument("--cli", action="store_true",
-                        help="bring everything up and open Mininet's CLI instead of the run")
+                        help="bring everything up and open Mininet's CLI instead of the runs")
     parser.add_argument("--target", choices=["soft", "bmv2"], default="soft",
                         help="P4 target: soft (the built-in target, default) or bmv2")
     parser.add_argument("--link", metavar="SPEC", default=DEFAULT_LINK,
-                        help=f"the front-end's access link, both directions (default "
+                        help=f"the client's access link, both directions (default "
                         f"{DEFAULT_LINK!r}; 'none': a plain link)".replace("%", "%%"))
     parser.add_argument("--link-mode", choices=["auto", "netem", "userspace"], default="auto",
                         help="how --link is emulated (auto: netem where the kernel has it)")
-    parser.add_argument("--scheduler", choices=list(SCHEDULERS), default="edf",
-                        help="stream scheduler at both ends (default edf)")
-    parser.add_argument("--transport", choices=["quic", "tcp-n", "tcp-1"], default="quic",
-                        help="front-end transport (default quic)")
-    parser.add_argument("--requests", type=int, default=30, help="requests of the run (30)")
+    parser.add_argument("--bottleneck", metavar="RATE",
+                        help="shape the switch's port towards t1, e.g. 2mbit, so that the "
+                        "per-class ranks decide who waits there (built-in target only)")
+    parser.add_argument("--requests", type=int, default=30, help="requests per run (30)")
     parser.add_argument("--seed", type=int, default=1, help="request mix seed (1)")
     parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds the front-end run may take (60)")
+                        help="seconds the front-end waits for its answers (60)")
+    parser.add_argument("--out", default="results/llm", help="folder for JSON and PNG")
     parser.add_argument("--cleanup", action="store_true",
-                        help="remove leftovers of a crashed run (ours, then Mininet's mn -c)")
+                        help="remove leftovers of a crashed run (masque_proxy.py --cleanup)")
     parser.add_argument("-v", "--verbose", action="store_true", help="Mininet's info log")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse, check the host, run once or open the CLI; clean up whatever happens."""
-    try:
-        import finsy  # noqa: F401 - the project's dependencies, from its venv
-    except ModuleNotFoundError:
-        print(f"{PROG}: the project's packages are missing: run it with the venv's python "
-              "(sudo .venv/bin/python topologies/llm_serving.py)", file=sys.stderr)
-        return 1
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], Any, int | None]:
+    """The arguments, the schedulers, the link and the bottleneck (bits/s); exit 2 with one
+    line when one is wrong."""
+    from hostagent.schedulers import SCHEDULERS
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    schedulers = [v.strip() for v in args.scheduler.split(",") if v.strip()]
+    bad = [v for v in schedulers if v not in SCHEDULERS]
+    if bad or not schedulers:
+        parser.error(f"--scheduler: unknown {', '.join(bad) or '(none)'}; choose from "
+                     f"{', '.join(SCHEDULERS)}")
+    if len(set(schedulers)) != len(schedulers):
+        parser.error("--scheduler: a scheduler is named twice")
+    if args.requests < 1:
+        parser.error("--requests must be >= 1")
+    if args.timeout <= 0:
+        parser.error("--timeout must be > 0")
     link = None
     if args.link and args.link != "none":
         try:
             link = parse_spec(args.link)
         except ValueError as exc:
             parser.error(f"--link: {exc}")
-    if args.requests < 1:
-        parser.error("--requests must be >= 1")
+    bottleneck = None
+    if args.bottleneck:
+        try:
+            bottleneck = parse_rate(args.bottleneck)
+        except ValueError as exc:
+            parser.error(f"--bottleneck: {exc}")
+        if not bottleneck:
+            parser.error("--bottleneck: give a rate, e.g. 2mbit")
+        if args.target != "soft":
+            parser.error("--bottleneck needs --target soft: BMv2 has no port-level shaper")
+    return args, schedulers, link, bottleneck
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, check the host, run the variants or open the CLI; clean up whatever happens."""
+    args, schedulers, link, bottleneck = parse_args(argv)
     for cap in (capabilities.root(), capabilities.mininet()):
         if not cap.available:
             print(f"{PROG}: {cap.detail}", file=sys.stderr)
@@ -403,74 +347,79 @@ def main(argv: list[str] | None = None) -> int:
     if args.target == "bmv2" and not capabilities.bmv2().available:
         print(f"{PROG}: --target bmv2: {capabilities.bmv2().detail}", file=sys.stderr)
         return 1
-    from mininet.cli import CLI
+    try:
+        import finsy  # noqa: F401 - the project's dependencies, from its venv
+    except ModuleNotFoundError:
+        print(f"{PROG}: the project's packages are missing: run it with the venv's python "
+              "(sudo .venv/bin/python topologies/llm_serving.py)", file=sys.stderr)
+        return 1
     from mininet.log import setLogLevel
+
+    from topologies import masque_proxy as mq
 
     if args.cleanup:
         try:
-            for line in cleanup_leftovers():
+            for line in mq.cleanup_leftovers():
                 print(f"{PROG}: {line}")
         except RuntimeError as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
         return 0
-    if STATE_FILE.exists():
-        try:
-            leftovers = cleanup_leftovers(mininet_too=False)
-        except RuntimeError as exc:
-            print(f"{PROG}: {exc}", file=sys.stderr)
-            return 1
-        if leftovers:
-            print(f"{PROG}: removed leftovers of an earlier run: " + "; ".join(leftovers))
     setLogLevel("info" if args.verbose else "output")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
-    topo = LlmTopology(target=args.target, link=link, scheduler=args.scheduler,
-                       link_mode=args.link_mode)
-    code = 0
-    try:
-        started = time.monotonic()
-        topo.start()
-        print(f"*** topology up in {time.monotonic() - started:.1f} s: {args.target} target, "
-              f"back-end {topo.backend.ip}:{LLM_PORT} ({args.scheduler}); front-end link: "
-              f"{topo.link_how}" + (f" ({args.link})" if link else "")
-              + "; no per-class ranks (the front-end sets no DSCP)", flush=True)
-        if args.cli:
-            print(cli_help(topo), flush=True)
-            CLI(topo.net)
-        else:
-            from hostagent.llm.report import format_table
+    topo = mq.MasqueTopology(target=args.target, targets=1, link=link,
+                             link_mode=args.link_mode, bottleneck_bps=bottleneck)
+    return mq.run_guarded(PROG, topo, lambda: _body(topo, args, schedulers))
 
-            lost = topo.ping_all()
-            t0 = time.monotonic()
-            rows = topo.run_frontend(args.requests, args.seed, args.transport, args.timeout)
-            summary = summarize_rows(rows)
-            print(f"\n*** {args.requests} requests ({args.transport}/{args.scheduler}, seed "
-                  f"{args.seed}) in {time.monotonic() - t0:.1f} s")
-            print(format_table({f"{args.transport}/{args.scheduler}": summary}))
-            done = sum(row["finished"] for row in summary.values())
-            ok = lost == 0 and done == args.requests
-            print(f"\n*** run {'OK' if ok else 'INCOMPLETE'}: ping loss {lost:g}%, "
-                  f"{done}/{args.requests} requests answered", flush=True)
-            code = 0 if ok else 1
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted, cleaning up", file=sys.stderr)
-        code = 130
-    except SystemExit as exc:
-        print(f"\n{PROG}: stopped by a signal, cleaning up", file=sys.stderr)
-        code = exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:  # noqa: BLE001 - one line for people, then the cleanup
-        print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        code = 1
-    finally:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            print("*** stopping and removing everything", flush=True)
-            if topo.stop():
-                code = code or 1
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    return code
+
+def _body(topo: Any, args: argparse.Namespace, schedulers: list[str]) -> int:
+    started = time.monotonic()
+    topo.start()
+    backends = {s: start_backend(topo, s, BACKEND_PORT + i) for i, s in enumerate(schedulers)}
+    print(f"*** topology up in {time.monotonic() - started:.1f} s: {args.target} target; "
+          f"client link: {topo.link_how}" + (f" ({args.link})" if topo.link else "")
+          + (f"; port to t1 shaped to {args.bottleneck}" if args.bottleneck else "")
+          + "; back-ends on t1: " + ", ".join(f"{s} {a}" for s, a in backends.items()),
+          flush=True)
+    if args.cli:
+        from mininet.cli import CLI
+
+        print(cli_help(topo, backends), flush=True)
+        CLI(topo.net)
+        return 0
+    lost = topo.ping_all()
+    plan = [(s, fp) for s in schedulers for fp in FASTPATH[args.fastpath]]
+    results = []
+    print(f"*** {args.requests} requests (seed {args.seed}) per run, in one burst, through "
+          "mp-proxy and the switch", flush=True)
+    for n, (scheduler, fastpath) in enumerate(plan, start=1):
+        print(f"[{n}/{len(plan)}] {scheduler}, fast path {'on' if fastpath else 'off'} ...",
+              end=" ", flush=True)
+        r = run_variant(topo, backends[scheduler], scheduler, fastpath, args.requests,
+                        args.seed, args.timeout)
+        results.append(r)
+        tunnel = ("switch" if r.granted else
+                  f"proxy (fast path refused: {r.slow_path_reason})" if fastpath else "proxy")
+        print(f"{r.seconds:.1f} s, {r.completed}/{args.requests} answered, via {tunnel}",
+              flush=True)
+    print()
+    print(format_tables(results))
+    print(f"\n{SEED_RESULT}")
+    meta = {"experiment": PROG, "target": args.target, "link": args.link,
+            "emulation": topo.link_how, "bottleneck": args.bottleneck,
+            "requests": args.requests, "seed": args.seed, "machine": platform.node(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seed_result": SEED_RESULT}
+    if topo.link is not None:
+        meta["link"] = format_spec(topo.link)
+    png = write_results(results, Path(args.out), meta)
+    print(f"wrote {Path(args.out) / (PROG + '.json')} and {png}")
+    answered = sum(r.completed for r in results)
+    granted = all(r.granted for r in results if r.fastpath)
+    ok = lost == 0 and granted and answered > 0
+    print(f"\n*** runs {'OK' if ok else 'FAILED'}: ping loss {lost:g}%, {answered}/"
+          f"{len(results) * args.requests} requests answered (a late one may be dropped by "
+          f"its scheduler), fast path {'granted' if granted else 'NOT granted'} where asked "
+          f"({time.monotonic() - started:.0f} s)", flush=True)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -750,6 +751,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _raise_exit(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
+
+
+def run_guarded(prog: str, topo: Any, body: Callable[[], int]) -> int:
+    """`body()`'s exit code (it starts `topo` and uses it), with `topo.stop()` whatever
+    happens: SIGTERM and SIGHUP end it like Ctrl-C (exit 130 or 128+signal), an error
+    is one line (exit 1), a second Ctrl-C does not interrupt the cleanup, and a failed
+    cleanup makes the exit code non-zero. For scripts built on MasqueTopology."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+    code = 0
+    try:
+        code = body()
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted, cleaning up", file=sys.stderr)
+        code = 130
+    except SystemExit as exc:
+        print(f"\n{prog}: stopped by a signal, cleaning up", file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:  # noqa: BLE001 - one line for people, then the cleanup
+        print(f"{prog}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            print("*** stopping and removing everything", flush=True)
+            if topo.stop():
+                code = code or 1
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -143,8 +143,13 @@ async def run_quic(host: str, port: int, requests: list[Request], scheduler: str
 
 async def run_masque(proxy: tuple[str, int], host: str, port: int, requests: list[Request],
                      scheduler: str, interval: float = 0.0, timeout: float = 60.0,
-                     fastpath: bool = False) -> list[RequestResult]:
-    """`run_quic`, with the QUIC connection inside a CONNECT-UDP tunnel through `proxy`."""
+                     fastpath: bool = False,
+                     tunnel_report: dict[str, object] | None = None) -> list[RequestResult]:
+    """`run_quic`, with the QUIC connection inside a CONNECT-UDP tunnel through `proxy`.
+
+    `tunnel_report`, when given, is filled with what the tunnel got: whether the fast
+    path was asked for and granted, its flow or why not, the DSCP map and its counters.
+    """
     from hostagent.masque.client import MasqueClient
 
     make_scheduler(scheduler)  # a bad name fails before the tunnel is opened
@@ -181,8 +186,15 @@ async def run_masque(proxy: tuple[str, int], host: str, port: int, requests: lis
             await asyncio.wait(pending, timeout=timeout)
         for answer in pending:
             answer.cancel()
+        c = tunnel.counters()
+        if tunnel_report is not None:
+            tunnel_report.update(
+                fastpath_requested=fastpath, granted=tunnel.on_fastpath,
+                flow=tunnel.fastpath if tunnel.on_fastpath else None,
+                reason=tunnel.fastpath_reason,
+                dscp={str(p): d for p, d in CLASS_DSCP.items()} if fastpath else {},
+                counters=c)
         if tunnel.on_fastpath:
-            c = tunnel.counters()
             print(f"frontend: tunnel {host}:{port} on the fast path ({tunnel.fastpath}, DSCP "
                   f"per class {CLASS_DSCP}): shims sent {c['fp_sent']}, received "
                   f"{c['fp_received']}; via the proxy {c['via_proxy']}", file=sys.stderr)
@@ -268,13 +280,15 @@ async def run_tcp_single(host: str, port: int, requests: list[Request],
 async def run(transport: str, host: str, port: int, requests: list[Request],
               scheduler: str = "aioquic-default", interval: float = 0.0,
               timeout: float = 60.0, proxy: tuple[str, int] | None = None,
-              fastpath: bool = False) -> list[RequestResult]:
-    """Run the mix over one of TRANSPORTS (``masque`` needs `proxy`)."""
+              fastpath: bool = False,
+              tunnel_report: dict[str, object] | None = None) -> list[RequestResult]:
+    """Run the mix over one of TRANSPORTS (``masque`` needs `proxy`; see `run_masque`
+    for `tunnel_report`)."""
     if transport == "masque":
         if proxy is None:
             raise ValueError("transport masque needs a proxy")
         return await run_masque(proxy, host, port, requests, scheduler, interval, timeout,
-                                fastpath)
+                                fastpath, tunnel_report)
     if transport == "quic":
         return await run_quic(host, port, requests, scheduler, interval, timeout)
     if transport == "tcp-n":
@@ -303,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between requests (default 0: one burst)")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--json", metavar="FILE", help="write per-request results ('-': stdout)")
+    parser.add_argument("--tunnel-json", metavar="FILE",
+                        help="--transport masque: write what the tunnel got (fast path "
+                        "granted, flow or reason, shim counters) as JSON")
     args = parser.parse_args(argv)
     try:
         host, port = parse_host_port(args.connect)
@@ -318,11 +335,15 @@ def main(argv: list[str] | None = None) -> int:
             proxy = parse_host_port(args.proxy)
         except ValueError as exc:
             parser.error(f"--proxy: {exc}")
-    elif args.proxy or args.fastpath:
-        parser.error("--proxy and --fastpath go with --transport masque")
+    elif args.proxy or args.fastpath or args.tunnel_json:
+        parser.error("--proxy, --fastpath and --tunnel-json go with --transport masque")
+    report: dict[str, object] = {}
     results = asyncio.run(run(args.transport, host, port, request_mix(args.requests, args.seed),
                               args.scheduler, args.interval, args.timeout, proxy,
-                              args.fastpath))
+                              args.fastpath, report))
+    if args.tunnel_json:
+        with open(args.tunnel_json, "w") as f:
+            json.dump(report, f)
     from hostagent.llm.report import format_table, summarize
     if args.json:
         text = json.dumps([r.to_dict() for r in results])

@@ -1,90 +1,83 @@
-"""The Mininet LLM serving topology (topologies/llm_serving.py) comes up, serves, goes away.
+"""The LLM serving topology (topologies/llm_serving.py): the LLM back-end on t1 of
+masque_proxy.py's topology, the front-end on client through mp-proxy, with the switch's
+fast path on and off; then nothing is left behind.
 
 Needs root and Mininet (`mininet` marker: skipped with the reason otherwise).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import time
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.mininet.leftovers import assert_all_gone
 from topologies import llm_serving as ls
+from topologies import masque_proxy as mq
 from topologies.linkemu import parse_spec
 
-pytestmark = [pytest.mark.mininet, pytest.mark.slow, pytest.mark.timeout(120)]
-#: command lines of processes only this topology runs (switch ports, emulator, node shells)
-OURS = re.compile(r"mls1-eth|mpe11-eth|mininet:(mls1|mpe11|frontend|backend)\b"
-                  r"|mp-mininet-llm-")
+pytestmark = [pytest.mark.mininet, pytest.mark.slow, pytest.mark.timeout(240)]
+REPO = Path(__file__).resolve().parents[2]
 
 
-def netns_inodes_in_use() -> set[int]:
-    """The network namespaces any process is in, by inode."""
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(FileNotFoundError, PermissionError, ProcessLookupError):
-                out.add(os.stat(entry / "ns" / "net").st_ino)
-    return out
+def _skip_if_busy() -> None:
+    if mq.STATE_FILE.exists():
+        pytest.skip(f"{mq.STATE_FILE} exists: another topology runs, or run --cleanup")
 
 
-def our_processes() -> list[str]:
-    """Command lines of running processes that match our name patterns."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if OURS.search(cmd):
-                found.append(f"{entry.name}: {cmd.strip()}")
-    return found
-
-
-def test_llm_topology_serves_every_request_and_leaves_nothing() -> None:
-    """Up with the emulated front-end link, pingall, 6 requests all answered, clean stop."""
-    from topologies.mininet_p4 import process_alive, root_links
-
-    if ls.STATE_FILE.exists():
-        pytest.skip(f"{ls.STATE_FILE} exists: another topology runs, or run --cleanup")
-    topo = ls.LlmTopology(target="soft", link=parse_spec(ls.DEFAULT_LINK), scheduler="edf")
+def test_llm_through_the_proxy_fast_path_on_and_off_leaves_nothing() -> None:
+    """Up with the emulated client link, pingall, 6 requests on the fast path (granted,
+    one rank per class, answered through the switch), 6 via the proxy, clean stop."""
+    _skip_if_busy()
+    topo = mq.MasqueTopology(target="soft", link=parse_spec(ls.DEFAULT_LINK), lock_wait=120)
     pids: dict[str, int] = {}
     inodes: set[int] = set()
     try:
         topo.start()
+        backend = ls.start_backend(topo, "edf")
         pids, inodes = topo.pids(), topo.netns_inodes()
         assert topo.link_how in ("netem", "userspace")
-        assert {"mp-controller", "llm-backend", "switch mls1", "shell frontend",
-                "shell backend"} <= set(pids)
-        assert len(inodes) >= 2
+        assert {"mp-controller", "mp-proxy", "llm back-end edf", "switch mps1",
+                "shell client", "shell t1"} <= set(pids)
         assert topo.ping_all() == 0
-        rows = topo.run_frontend(requests=6, seed=1, timeout=30)
-        pids["llm-frontend"] = topo.processes["llm-frontend"].proc.pid
-        summary = ls.summarize_rows(rows)
-        print(summary)
-        assert len(rows) == 6
-        assert all(r["latency"] is not None and not r["reset"] for r in rows), rows
-        assert sum(s["finished"] for s in summary.values()) == 6
-        # 2 x 50 ms emulated delay: no answer can be faster than one RTT
-        assert min(r["latency"] for r in rows) >= 0.1
+        on = ls.run_variant(topo, backend, "edf", True, requests=6, timeout=30)
+        off = ls.run_variant(topo, backend, "edf", False, requests=6, timeout=30)
+        print(ls.format_tables([on, off]))
+        assert on.granted and on.flow.startswith("flow "), on.to_dict()
+        assert on.stream_ranks == 4  # the tunnel's 5-tuple and one per class DSCP
+        assert on.shims_sent > 0 and on.shims_received > 0 and on.via_proxy == 0
+        assert not off.granted and off.shims_sent == 0
+        for run in (on, off):
+            assert run.completed == 6, run.rows
+            assert all(not r["reset"] for r in run.rows)
+            # 2 x 50 ms emulated delay: no answer can be faster than one RTT
+            assert min(r["latency"] for r in run.rows) >= 0.1
+        assert on.cpu_per_mb is not None and off.cpu_per_mb is not None
+        assert on.cpu_per_mb < off.cpu_per_mb, (on.proxy_cpu_s, off.proxy_cpu_s)
     finally:
         assert topo.stop() == []
-    deadline = time.monotonic() + 10  # namespaces go once their last process is reaped
-    while time.monotonic() < deadline:
-        alive = {label: pid for label, pid in pids.items() if process_alive(pid)}
-        left_ns = inodes & netns_inodes_in_use()
-        if not alive and not left_ns:
-            break
-        time.sleep(0.1)
-    assert not alive, f"processes still running: {alive}"
-    assert not left_ns, f"namespaces still in use: {left_ns}"
-    assert root_links(ls.ROOT_LINK_PREFIXES) == []
-    assert root_links(("mpe11-",)) == []
-    assert our_processes() == []
-    assert not ls.STATE_FILE.exists()
+    assert_all_gone(pids, inodes)
     assert not topo.workdir.exists()
+
+
+def test_the_script_runs_both_settings_and_writes_its_results(tmp_path: Path) -> None:
+    """`llm_serving.py --requests 3`: exit 0, both settings in the JSON, a PNG, clean stop."""
+    _skip_if_busy()
+    done = subprocess.run([sys.executable, str(REPO / "topologies" / "llm_serving.py"),
+                           "--requests", "3", "--link", "delay=5ms", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "runs OK" in done.stdout and "cleanup:" not in done.stderr
+    data = json.loads((tmp_path / "llm_serving.json").read_text())
+    variants = data["variants"]
+    assert set(variants) == {"edf, fast path off", "edf, fast path on"}
+    assert variants["edf, fast path on"]["granted"]
+    assert not variants["edf, fast path off"]["granted"]
+    for v in variants.values():
+        assert len(v["requests"]) == 3 and v["proxy_cpu_s_per_mb"] is not None
+        assert set(v["summary"]) == {"realtime", "free", "long"}
+    assert (tmp_path / "llm_serving.png").stat().st_size > 0
+    assert_all_gone({}, set())

@@ -7,67 +7,21 @@ userspace emulator node sits in it, and with netem Mininet's TCIntf does.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.mininet.leftovers import assert_all_gone
 from topologies import masque_proxy as mq
 from topologies.linkemu import parse_spec
 
 pytestmark = [pytest.mark.mininet, pytest.mark.slow, pytest.mark.timeout(120)]
 REPO = Path(__file__).resolve().parents[2]
-#: command lines of processes only this topology runs (switch ports, emulator, node shells)
-OURS = re.compile(r"mps1-eth|mpe\d+-eth|mininet:(mps1|mpe\d+)\b|mp-mininet-")
-
-
-def netns_inodes_in_use() -> set[int]:
-    """The network namespaces any process is in, by inode."""
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(FileNotFoundError, PermissionError, ProcessLookupError):
-                out.add(os.stat(entry / "ns" / "net").st_ino)
-    return out
-
-
-def our_processes() -> list[str]:
-    """Command lines of running processes that match our name patterns."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if OURS.search(cmd):
-                found.append(f"{entry.name}: {cmd.strip()}")
-    return found
-
-
-def assert_all_gone(pids: dict[str, int], inodes: set[int]) -> None:
-    """No process of `pids`, no namespace of `inodes`, no link, process or PID file of ours."""
-    from topologies.mininet_p4 import process_alive, root_links
-
-    deadline = time.monotonic() + 10  # namespaces go once their last process is reaped
-    while time.monotonic() < deadline:
-        alive = {label: pid for label, pid in pids.items() if process_alive(pid)}
-        left_ns = inodes & netns_inodes_in_use()
-        if not alive and not left_ns:
-            break
-        time.sleep(0.1)
-    assert not alive, f"processes still running: {alive}"
-    assert not left_ns, f"namespaces still in use: {left_ns}"
-    assert root_links(mq.ROOT_LINK_PREFIXES) == []
-    assert our_processes() == []
-    assert not mq.STATE_FILE.exists()
 
 
 def test_topology_pings_runs_the_fast_path_and_leaves_nothing() -> None:
