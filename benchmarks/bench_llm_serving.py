@@ -1,0 +1,47 @@
+"""The LLM traffic-class experiment through the MASQUE proxy and the P4 switch
+(topologies/llm_serving.py): 90 requests, EDF, ABS and ML, fast path off and on
+(about 2 minutes here). Needs root and Mininet; skipped with the reason otherwise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.results import Row
+from topologies import capabilities, llm_serving
+
+OUT = Path("results/llm")
+SCHEDULERS = ("edf", "abs", "ml")
+ARGS = ["--requests", "90", "--scheduler", ",".join(SCHEDULERS), "--fastpath", "both",
+        "--out", str(OUT)]
+
+
+def main() -> list[Row]:
+    """Run it; per scheduler the per-class on-time shares and the proxy's CPU per MB."""
+    for cap in (capabilities.root(), capabilities.mininet()):
+        if not cap.available:
+            print(f"skipped: {cap.detail}")
+            return []
+    if llm_serving.main(ARGS) != 0:
+        return []
+    variants = json.loads((OUT / f"{llm_serving.PROG}.json").read_text())["variants"]
+
+    def on_time(label: str) -> str:
+        summary = variants[label]["summary"]
+        return " / ".join("-" if summary[c]["on_time"] is None
+                          else f"{100 * summary[c]['on_time']:.0f}%"
+                          for c in ("realtime", "free", "long"))
+
+    def cpu(label: str) -> str:
+        value = variants[label]["proxy_cpu_s_per_mb"]
+        return "-" if value is None else f"{value:.3f}"
+
+    name = "LLM classes through mp-proxy and the switch (90 requests)"
+    rows = [Row(name, f"{s}: on time real-time / free / long, fast path off; on",
+                f"{on_time(f'{s}, fast path off')}; {on_time(f'{s}, fast path on')}",
+                "EDF/ML best; ABS/ML 100% real-time (direct)", "soft") for s in SCHEDULERS]
+    rows.append(Row(name, "proxy CPU s per MB exchanged, fast path off / on ("
+                    + ", ".join(SCHEDULERS) + ")",
+                    ", ".join(f"{cpu(f'{s}, fast path off')} / {cpu(f'{s}, fast path on')}"
+                              for s in SCHEDULERS), "-", "soft"))
+    return rows
