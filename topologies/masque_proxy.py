@@ -847,12 +847,10 @@ def main(argv: list[str] | None = None) -> int:
         if leftovers:
             print(f"{PROG}: removed leftovers of an earlier run: " + "; ".join(leftovers))
     setLogLevel("info" if args.verbose else "output")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
     topo = MasqueTopology(target=args.target, targets=args.targets, link=link,
                           link_mode=args.link_mode, bottleneck_bps=bottleneck, lock_wait=0.0)
-    code = 0
-    try:
+
+    def body() -> int:
         started = time.monotonic()
         topo.start()
         how = {"plain": "a plain link", "netem": "netem (Mininet TCLink parameters)",
@@ -865,34 +863,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.cli:
             print(cli_help(topo), flush=True)
             CLI(topo.net)
-        else:
-            lost = topo.ping_all()
-            result = topo.demo(count=args.count)
-            print_demo(topo, result)
-            ok = lost == 0 and result.granted and result.exit_code == 0
-            print(f"\n*** demo {'OK' if ok else 'FAILED'}: ping loss {lost:g}%, fast path "
-                  f"{'granted' if result.granted else 'not granted'}, mp-client exit "
-                  f"{result.exit_code}", flush=True)
-            code = 0 if ok else 1
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted, cleaning up", file=sys.stderr)
-        code = 130
-    except SystemExit as exc:
-        print(f"\n{PROG}: stopped by a signal, cleaning up", file=sys.stderr)
-        code = exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:  # noqa: BLE001 - one line for people, then the cleanup
-        print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        code = 1
-    finally:
-        # a second Ctrl-C must not interrupt the cleanup
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            print("*** stopping and removing everything", flush=True)
-            if topo.stop():
-                code = code or 1
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    return code
+            return 0
+        lost = topo.ping_all()
+        result = topo.demo(count=args.count)
+        print_demo(topo, result)
+        ok = lost == 0 and result.granted and result.exit_code == 0
+        print(f"\n*** demo {'OK' if ok else 'FAILED'}: ping loss {lost:g}%, fast path "
+              f"{'granted' if result.granted else 'not granted'}, mp-client exit "
+              f"{result.exit_code}", flush=True)
+        return 0 if ok else 1
+
+    return run_guarded(PROG, topo, body)
 
 
 if __name__ == "__main__":
