@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from aioquic.asyncio import QuicConnectionProtocol, connect
+from aioquic.asyncio import connect
 from aioquic.h3.events import DatagramReceived, DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -67,6 +67,7 @@ from hostagent.masque.fastpath import (
     local_address_towards,
 )
 from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.proxy import (
     FASTPATH_ADDRESS_HEADER,
     FASTPATH_DSCP_HEADER,
@@ -119,7 +120,7 @@ class TunnelRefused(MasqueError):
         super().__init__(f"proxy refused the tunnel: {status} {detail}".rstrip())
 
 
-class _ClientProtocol(QuicConnectionProtocol):
+class _ClientProtocol(OuterProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.h3 = MasqueH3Connection(self._quic)
@@ -128,19 +129,6 @@ class _ClientProtocol(QuicConnectionProtocol):
         self.responses: dict[int, asyncio.Future[tuple[dict[bytes, bytes], bool]]] = {}
         self.tunnels: dict[int, UdpTunnel] = {}
         self._kick_pending = False
-
-    @property
-    def connection(self) -> ScheduledQuicConnection:
-        return self._quic  # type: ignore[return-value]
-
-    def kick(self) -> None:
-        if not self._kick_pending:
-            self._kick_pending = True
-            self._loop.call_soon(self._kick_now)
-
-    def _kick_now(self) -> None:
-        self._kick_pending = False
-        self.transmit()
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, StreamReset):

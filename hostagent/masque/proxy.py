@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aioquic.asyncio import QuicConnectionProtocol, serve
+from aioquic.asyncio import serve
 from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import ErrorCode
 from aioquic.h3.events import DatagramReceived, DataReceived, H3Event, HeadersReceived
@@ -51,6 +51,7 @@ from aioquic.quic.events import (
 
 from hostagent.certs import credential_files
 from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.wire import (
     CAPSULE_DATAGRAM,
     CONTEXT_UDP,
@@ -306,7 +307,7 @@ def request_rank(headers: dict[bytes, bytes]) -> int:
     return 0
 
 
-class ProxyProtocol(QuicConnectionProtocol):
+class ProxyProtocol(OuterProtocol):
     """One client's outer connection: HTTP/3 with CONNECT-UDP tunnels."""
 
     def __init__(self, quic: QuicConnection, *, proxy: MasqueProxy, **kwargs: Any) -> None:
@@ -317,23 +318,8 @@ class ProxyProtocol(QuicConnectionProtocol):
         self.opening: set[int] = set()
         self._early: dict[int, bytearray] = {}  # capsule bytes that came before the 2xx
         self._parsers: dict[int, CapsuleParser] = {}
-        self._kick_pending = False
         self.peer_label = "?"
         self.peer_host: str | None = None  # the client's address, as this proxy sees it
-
-    @property
-    def connection(self) -> ScheduledQuicConnection:
-        return self._quic  # type: ignore[return-value]
-
-    def kick(self) -> None:
-        """Send what is queued, once per loop iteration however many tunnels queued data."""
-        if not self._kick_pending:
-            self._kick_pending = True
-            self._loop.call_soon(self._kick_now)
-
-    def _kick_now(self) -> None:
-        self._kick_pending = False
-        self.transmit()
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ProtocolNegotiated) and self.h3 is None:
