@@ -82,23 +82,30 @@ class BackendProtocol(QuicConnectionProtocol):
             pending += data
             if len(pending) < HEADER_SIZE and not event.end_stream:
                 return
-            try:
-                header = RequestHeader.decode(bytes(pending))
-            except MalformedRequest as exc:
-                type(self).malformed += 1
-                log.warning("stream %d: malformed request: %s", sid, exc)
-                self._quic.stop_stream(sid, MALFORMED_REQUEST)
-                self._quic.reset_stream(sid, MALFORMED_REQUEST)
+            if self._declare(sid, pending) is None:
                 return
-            # The header's budget counts from issue; about half an RTT has passed since.
-            rtt = self._quic._loss._rtt_smoothed or 0.0
-            now = self._loop.time()
-            self.connection.set_stream_meta(sid, StreamMeta(
-                priority=header.priority,
-                deadline=now + header.deadline_ms / 1000 - rtt / 2,
-                traffic_class=header.cls.name))
             data, self._headers[sid] = bytes(pending), None
         self._quic.send_stream_data(sid, data, end_stream=event.end_stream)
+
+    def _declare(self, sid: int, head: bytes | bytearray) -> RequestHeader | None:
+        """Decode the request header at the start of `head` and give the answer stream its
+        class priority and deadline; a malformed one is counted and the stream refused
+        (None)."""
+        try:
+            header = RequestHeader.decode(bytes(head))
+        except MalformedRequest as exc:
+            type(self).malformed += 1
+            log.warning("stream %d: malformed request: %s", sid, exc)
+            self._quic.stop_stream(sid, MALFORMED_REQUEST)
+            self._quic.reset_stream(sid, MALFORMED_REQUEST)
+            return None
+        # The header's budget counts from issue; about half an RTT has passed since.
+        rtt = self._quic._loss._rtt_smoothed or 0.0
+        self.connection.set_stream_meta(sid, StreamMeta(
+            priority=header.priority,
+            deadline=self._loop.time() + header.deadline_ms / 1000 - rtt / 2,
+            traffic_class=header.cls.name))
+        return header
 
 
 async def handle_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

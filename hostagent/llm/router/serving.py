@@ -40,7 +40,6 @@ from aioquic.quic.events import StreamDataReceived
 from hostagent.certs import credential_files
 from hostagent.daemon import run_until_signalled, setup_logging
 from hostagent.llm.backend import (
-    MALFORMED_REQUEST,
     BackendProtocol,
     quic_configuration,
 )
@@ -175,20 +174,9 @@ class RouterBackendProtocol(BackendProtocol):
         if first or (len(buf) - len(event.data) < HEADER_SIZE <= len(buf)):
             if len(buf) < HEADER_SIZE and not event.end_stream:
                 return
-            try:
-                header = RequestHeader.decode(bytes(buf))
-            except MalformedRequest as exc:
-                type(self).malformed += 1
-                log.warning("stream %d: malformed request: %s", sid, exc)
-                self._quic.stop_stream(sid, MALFORMED_REQUEST)
-                self._quic.reset_stream(sid, MALFORMED_REQUEST)
+            if self._declare(sid, buf) is None:
                 self._requests.pop(sid)
                 return
-            rtt = self._quic._loss._rtt_smoothed or 0.0
-            self.connection.set_stream_meta(sid, StreamMeta(
-                priority=header.priority,
-                deadline=self._loop.time() + header.deadline_ms / 1000 - rtt / 2,
-                traffic_class=header.cls.name))
         if not event.end_stream:
             return
         data = bytes(self._requests.pop(sid))
