@@ -24,16 +24,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import platform
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from topologies import capabilities
-from topologies.linkemu import LinkParams
+from topologies.linkemu import LinkParams, format_spec, parse_spec
 from topologies.netns_link import EmulatedLink, netns_exists
 from topologies.nsprocess import NamespaceProcess, ProcessFailed, python_module
 
@@ -176,6 +179,24 @@ def plan_variants(parser: argparse.ArgumentParser, args: argparse.Namespace,
             for s in schedulers for fp in FASTPATH[args.fastpath or "both"]]
 
 
+def parse_plan(parser: argparse.ArgumentParser,
+               args: argparse.Namespace) -> tuple[list[Variant], LinkParams]:
+    """The runs of --variants/--via/--fastpath and the --link impairment, with
+    --inner-scheduler checked too; a parser error (exit 2) on a bad one."""
+    from hostagent.schedulers import SCHEDULERS
+
+    schedulers = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in [*schedulers, args.inner_scheduler] if v not in SCHEDULERS]
+    if bad or not schedulers:
+        parser.error(f"unknown scheduler(s) {', '.join(bad) or '(none)'}; choose from "
+                     f"{', '.join(SCHEDULERS)}")
+    try:
+        link = parse_spec(args.link)
+    except ValueError as exc:
+        parser.error(f"--link: {exc}")
+    return plan_variants(parser, args, schedulers), link
+
+
 def check_host(via: str, prog: str) -> bool:
     """Whether this host can run `via`; if not, the reason on stderr."""
     caps = ((capabilities.root(), capabilities.mininet()) if via == "switch"
@@ -249,3 +270,49 @@ def format_cost(runs: dict[str, dict[str, Any]], unit: str = "streams") -> str:
         lines.append(f"{variant:<22} {r['fastpath_streams']:>6} {unit:<6} {r['mb_echoed']:>9.2f} "
                      f"{r['proxy_cpu_s']:>11.2f} {per_mb:>9}")
     return "\n".join(lines)
+
+
+Summarizer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def run_plan(site: ExperimentSite, plan: Sequence[Variant], inner: str,
+             workload_args: Sequence[str], timeout: float,
+             summarize: Summarizer) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Every variant of `plan` at `site`, with a progress line each: per variant label the
+    summary (`summarize` of the workload's JSON, plus the proxy's cost) and the raw JSON."""
+    runs: dict[str, dict[str, Any]] = {}
+    raw: dict[str, Any] = {}
+    for n, variant in enumerate(plan, start=1):
+        t0 = time.monotonic()
+        print(f"[{n}/{len(plan)}] outer {variant.label} ...", end=" ", flush=True)
+        raw[variant.label] = site.run(variant, inner, workload_args, timeout)
+        runs[variant.label] = {**summarize(raw[variant.label]), **proxy_cost(raw[variant.label])}
+        print(f"{time.monotonic() - t0:.1f} s", flush=True)
+    return runs, raw
+
+
+def print_report(table: str, runs: dict[str, dict[str, Any]], unit: str,
+                 seed_result: str) -> None:
+    """The experiment's table, the proxy-cost table of runs through the switch, the seed's."""
+    print()
+    print(table)
+    cost = format_cost(runs, unit)
+    if cost:
+        print(f"\n{cost}\n(on the fast path the switch carries the tunnels' packets: the "
+              "outer scheduler at the proxy and client has no say over them)")
+    print(f"\n{seed_result}")
+
+
+def save_results(out_dir: Path, experiment: str, args: argparse.Namespace, link: LinkParams,
+                 site: ExperimentSite, seed_result: str, settings: dict[str, Any],
+                 runs: dict[str, dict[str, Any]], raw: dict[str, Any]) -> tuple[str, Path]:
+    """Write `out_dir/NAME.json` (meta, summary, raw); NAME is `experiment`, with `_switch`
+    for --via switch. Returns NAME and the JSON's path."""
+    name = experiment + ("_switch" if args.via == "switch" else "")
+    meta = {"experiment": name, "via": args.via, "link": format_spec(link),
+            "emulation": site.mode, **settings, "machine": platform.node(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seed_result": seed_result}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps({"meta": meta, "summary": runs, "raw": raw}, indent=1))
+    return name, path

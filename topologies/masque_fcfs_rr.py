@@ -18,22 +18,20 @@ Seed thesis: FCFS 17% vs RR 68% within 8 s; all done after about 24 s vs 15 s.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from topologies.linkemu import format_spec, parse_spec
 from topologies.masque_common import (
     ExperimentSite,
     add_via_arguments,
     check_host,
-    format_cost,
-    plan_variants,
-    proxy_cost,
+    parse_plan,
+    print_report,
     quartiles,
+    run_plan,
+    save_results,
 )
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=1.5%"
@@ -113,58 +111,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/masque", help="folder for JSON and PNG")
     add_via_arguments(parser)
     args = parser.parse_args(argv)
-    from hostagent.schedulers import SCHEDULERS
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    bad = [v for v in [*variants, args.inner_scheduler] if v not in SCHEDULERS]
-    if bad:
-        parser.error(f"unknown scheduler(s) {', '.join(bad)}; choose from {', '.join(SCHEDULERS)}")
+    plan, link = parse_plan(parser, args)
     if args.connections < 1 or args.size < 1:
         parser.error("--connections and --size must be >= 1")
-    try:
-        link = parse_spec(args.link)
-    except ValueError as exc:
-        parser.error(f"--link: {exc}")
-    plan = plan_variants(parser, args, variants)
     if not check_host(args.via, "masque_fcfs_rr"):
         return 1
-    runs: dict[str, dict[str, Any]] = {}
-    raw: dict[str, Any] = {}
     started = time.monotonic()
-    with ExperimentSite(args.via, link, args.emulation) as em:
+    with ExperimentSite(args.via, link, args.emulation) as site:
         print(f"client-proxy link {args.link} each way, via {args.via}; {args.connections} "
               f"inner connections x {args.size} B echo, {args.mode} mode", flush=True)
-        for n, variant in enumerate(plan, start=1):
-            t0 = time.monotonic()
-            print(f"[{n}/{len(plan)}] outer {variant.label} ...", end=" ", flush=True)
-            raw[variant.label] = em.run(variant, args.inner_scheduler, [
-                "--connections", str(args.connections), "--streams", "1",
-                "--size", str(args.size), "--mode", args.mode], args.timeout)
-            runs[variant.label] = {**summarize(raw[variant.label], args.deadline),
-                                   **proxy_cost(raw[variant.label])}
-            print(f"{time.monotonic() - t0:.1f} s", flush=True)
-    print()
-    print(format_table(runs, args.deadline))
-    cost = format_cost(runs, "conns")
-    if cost:
-        print(f"\n{cost}\n(on the fast path the switch carries the tunnels' packets: the "
-              "outer scheduler at the proxy and client has no say over them)")
-    print(f"\n{SEED_RESULT}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "masque_fcfs_rr" + ("_switch" if args.via == "switch" else "")
-    meta = {"experiment": name, "via": args.via, "link": format_spec(link),
-            "emulation": em.mode,
-            "connections": args.connections, "size": args.size, "deadline": args.deadline,
-            "mode": args.mode, "inner_scheduler": args.inner_scheduler,
-            "machine": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "seed_result": SEED_RESULT}
-    (out / f"{name}.json").write_text(json.dumps(
-        {"meta": meta, "summary": runs, "raw": raw}, indent=1))
-    png = cdf_plot(runs, out / f"{name}.png", args.deadline,
+        runs, raw = run_plan(site, plan, args.inner_scheduler, [
+            "--connections", str(args.connections), "--streams", "1",
+            "--size", str(args.size), "--mode", args.mode], args.timeout,
+            lambda result: summarize(result, args.deadline))
+    print_report(format_table(runs, args.deadline), runs, "conns", SEED_RESULT)
+    name, path = save_results(Path(args.out), "masque_fcfs_rr", args, link, site, SEED_RESULT, {
+        "connections": args.connections, "size": args.size, "deadline": args.deadline,
+        "mode": args.mode, "inner_scheduler": args.inner_scheduler}, runs, raw)
+    png = cdf_plot(runs, path.with_suffix(".png"), args.deadline,
                    f"{args.connections} tunnels x {args.size} B echo over {args.link} "
-                   f"({em.mode})")
-    print(f"wrote {out / (name + '.json')} and {png} "
-          f"({time.monotonic() - started:.0f} s)")
+                   f"({site.mode})")
+    print(f"wrote {path} and {png} ({time.monotonic() - started:.0f} s)")
     return 0
 
 

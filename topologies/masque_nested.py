@@ -20,22 +20,20 @@ Seed thesis: under ABS the mean latency falls with priority (priority 1 fastest)
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from topologies.linkemu import format_spec, parse_spec
 from topologies.masque_common import (
     ExperimentSite,
     add_via_arguments,
     check_host,
-    format_cost,
-    plan_variants,
-    proxy_cost,
+    parse_plan,
+    print_report,
+    run_plan,
+    save_results,
 )
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=0.5%"
@@ -120,59 +118,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/masque", help="folder for JSON and PNG")
     add_via_arguments(parser)
     args = parser.parse_args(argv)
-    from hostagent.schedulers import SCHEDULERS
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    bad = [v for v in [*variants, args.inner_scheduler] if v not in SCHEDULERS]
-    if bad:
-        parser.error(f"unknown scheduler(s) {', '.join(bad)}; choose from {', '.join(SCHEDULERS)}")
+    plan, link = parse_plan(parser, args)
     if min(args.connections, args.streams, args.size, args.priorities) < 1:
         parser.error("--connections, --streams, --size and --priorities must be >= 1")
-    try:
-        link = parse_spec(args.link)
-    except ValueError as exc:
-        parser.error(f"--link: {exc}")
-    plan = plan_variants(parser, args, variants)
     if not check_host(args.via, "masque_nested"):
         return 1
-    runs: dict[str, dict[str, Any]] = {}
-    raw: dict[str, Any] = {}
     started = time.monotonic()
-    with ExperimentSite(args.via, link, args.emulation) as em:
+    with ExperimentSite(args.via, link, args.emulation) as site:
         print(f"client-proxy link {args.link} each way, via {args.via}; {args.connections} "
               f"inner connections x {args.streams} streams x {args.size} B, priorities "
               f"1..{args.priorities}", flush=True)
-        for n, variant in enumerate(plan, start=1):
-            t0 = time.monotonic()
-            print(f"[{n}/{len(plan)}] outer {variant.label} ...", end=" ", flush=True)
-            raw[variant.label] = em.run(variant, args.inner_scheduler, [
-                "--connections", str(args.connections), "--streams", str(args.streams),
-                "--size", str(args.size), "--priorities", str(args.priorities),
-                "--setup-first"], args.timeout)
-            runs[variant.label] = {**summarize(raw[variant.label]),
-                                   **proxy_cost(raw[variant.label])}
-            print(f"{time.monotonic() - t0:.1f} s", flush=True)
-    print()
-    print(format_table(runs))
-    cost = format_cost(runs)
-    if cost:
-        print(f"\n{cost}\n(on the fast path the switch carries the tunnels' packets: the "
-              "outer scheduler at the proxy and client has no say over them)")
-    print(f"\n{SEED_RESULT}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "masque_nested" + ("_switch" if args.via == "switch" else "")
-    meta = {"experiment": name, "via": args.via, "link": format_spec(link),
-            "emulation": em.mode,
-            "connections": args.connections, "streams": args.streams, "size": args.size,
-            "priorities": args.priorities, "inner_scheduler": args.inner_scheduler,
-            "machine": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "seed_result": SEED_RESULT}
-    (out / f"{name}.json").write_text(json.dumps(
-        {"meta": meta, "summary": runs, "raw": raw}, indent=1))
-    png = bar_plot(runs, out / f"{name}.png",
+        runs, raw = run_plan(site, plan, args.inner_scheduler, [
+            "--connections", str(args.connections), "--streams", str(args.streams),
+            "--size", str(args.size), "--priorities", str(args.priorities),
+            "--setup-first"], args.timeout, summarize)
+    print_report(format_table(runs), runs, "streams", SEED_RESULT)
+    name, path = save_results(Path(args.out), "masque_nested", args, link, site, SEED_RESULT, {
+        "connections": args.connections, "streams": args.streams, "size": args.size,
+        "priorities": args.priorities, "inner_scheduler": args.inner_scheduler}, runs, raw)
+    png = bar_plot(runs, path.with_suffix(".png"),
                    f"{args.connections} tunnels x {args.streams} streams x {args.size} B over "
-                   f"{args.link} ({em.mode})")
-    print(f"wrote {out / (name + '.json')} and {png} ({time.monotonic() - started:.0f} s)")
+                   f"{args.link} ({site.mode})")
+    print(f"wrote {path} and {png} ({time.monotonic() - started:.0f} s)")
     return 0
 
 
