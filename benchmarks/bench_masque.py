@@ -1,6 +1,6 @@
 """The MASQUE experiments (topologies.masque_fcfs_rr, topologies.masque_nested) with their
-defaults between namespaces, then FCFS vs RR through the P4 switch with the fast path off
-and on (root and Mininet; else a skip line)."""
+defaults between namespaces, then both through the P4 switch with the fast path off and on
+(root and Mininet; else a skip line)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
+def _cpu(summary: dict, label: str) -> str:
+    value = summary[label]["proxy_cpu_s_per_mb"]
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _abs_means(summary: dict, label: str) -> tuple[str, str, str]:
+    """The first and last outer priority and their mean latencies (ms) under `label`."""
+    means = summary[label]["mean_by_priority"]
+    if not means:
+        return "-", "-", "-"
+    first, last = min(means, key=int), max(means, key=int)
+    return first, last, f"{1000 * means[first]:.0f} / {1000 * means[last]:.0f} ms"
+
+
 def main() -> list[Row]:
     """Run the experiments; completion, priority order and the proxy's CPU per MB."""
     if not capabilities.netns().available:
@@ -30,11 +44,9 @@ def main() -> list[Row]:
                         f"{_pct(s['rr']['on_time'])}", "17% / 68%", "namespaces"))
     if masque_nested.main(["--out", str(OUT)]) == 0:
         s = json.loads((OUT / "masque_nested.json").read_text())["summary"]
-        means = s["abs"]["mean_by_priority"]
-        first, last = min(means, key=int), max(means, key=int)
+        first, last, ms = _abs_means(s, "abs")
         rows.append(Row("MASQUE nested priorities (10 x 30 x 1 KB)",
-                        f"outer ABS mean latency, priority {first} / {last}",
-                        f"{1000 * means[first]:.0f} / {1000 * means[last]:.0f} ms",
+                        f"outer ABS mean latency, priority {first} / {last}", ms,
                         "falls with priority", "namespaces"))
     for cap in (capabilities.root(), capabilities.mininet()):
         if not cap.available:
@@ -42,17 +54,26 @@ def main() -> list[Row]:
             return rows
     if masque_fcfs_rr.main(["--via", "switch", "--out", str(OUT)]) == 0:
         s = json.loads((OUT / "masque_fcfs_rr_switch.json").read_text())["summary"]
-
-        def cpu(label: str) -> str:
-            value = s[label]["proxy_cpu_s_per_mb"]
-            return "-" if value is None else f"{value:.3f}"
-
         rows.append(Row("MASQUE FCFS vs RR through the P4 switch",
                         "proxy CPU s per MB echoed, RR: fast path off / on",
-                        f"{cpu('rr, fast path off')} / {cpu('rr, fast path on')}", "-", "soft"))
+                        f"{_cpu(s, 'rr, fast path off')} / {_cpu(s, 'rr, fast path on')}", "-",
+                        "soft"))
         rows.append(Row("MASQUE FCFS vs RR through the P4 switch",
                         "done within 8 s, fast path off: FCFS / RR; on: FCFS / RR",
                         " / ".join(_pct(s[f"{v}, fast path {fp}"]["on_time"])
                                    for fp in ("off", "on") for v in ("fcfs", "rr")),
                         "17% / 68% (no switch)", "soft"))
+    if masque_nested.main(["--via", "switch", "--out", str(OUT)]) == 0:
+        s = json.loads((OUT / "masque_nested_switch.json").read_text())["summary"]
+        cells = []
+        for fp in ("off", "on"):
+            first, last, ms = _abs_means(s, f"abs, fast path {fp}")
+            cells.append(f"{fp}: {ms}")
+        rows.append(Row("MASQUE nested priorities through the P4 switch",
+                        f"outer ABS mean latency, priority {first} / {last}, fast path off; on",
+                        "; ".join(cells), "falls with priority (no switch)", "soft"))
+        rows.append(Row("MASQUE nested priorities through the P4 switch",
+                        "proxy CPU s per MB echoed, ABS: fast path off / on",
+                        f"{_cpu(s, 'abs, fast path off')} / {_cpu(s, 'abs, fast path on')}",
+                        "-", "soft"))
     return rows
