@@ -453,3 +453,10 @@ def test_userspace_emulator_rate_delay_loss_within_10_percent() -> None:
     assert abs(rate - RATE_BPS) <= TOLERANCE * RATE_BPS, summary
     assert abs(delay - DELAY_S) <= TOLERANCE * DELAY_S, summary
     assert abs(loss - LOSS) <= TOLERANCE * LOSS, summary
+
+
+def test_describe_names_only_what_is_set() -> None:
+    assert LinkParams().describe() == "no impairment"
+    assert parse_spec("rate=5mbit,delay=50ms,loss=1.5%").describe() == \
+        "5 Mbit/s, 50 ms, 1.5% loss"
+    assert "+-2 ms normal jitter" in parse_spec("delay=10ms,jitter=2ms,dist=normal").describe()

@@ -20,6 +20,10 @@ from topologies import llm_serving as ls
     (["--bottleneck", "2mbit", "--target", "bmv2"], "needs --target soft"),
     (["--bottleneck", "lots"], "--bottleneck:"),
     (["--fastpath", "maybe"], "--fastpath"),
+    (["--host-link", "t1=delay=5ms"], "expected HOST:SPEC"),
+    (["--host-link", "t2:delay=5ms"], "no host 't2'"),
+    (["--host-link", "t1:delay=soon"], "--host-link t1:"),
+    (["--host-link", "client:delay=5ms"], "given twice"),  # --link has its default
 ])
 def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], message: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:

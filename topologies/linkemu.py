@@ -94,6 +94,19 @@ class LinkParams:
             raise ValueError(f"jitter_dist must be one of {', '.join(JITTER_DISTRIBUTIONS)}, "
                              f"got {self.jitter_dist!r}")
 
+    def describe(self) -> str:
+        """The impairments that are set, for people: e.g. "5 Mbit/s, 50 ms, 1% loss"."""
+        parts = []
+        if self.rate_bps is not None:
+            parts.append(f"{self.rate_bps / 1e6:g} Mbit/s")
+        if self.delay_s:
+            parts.append(f"{self.delay_s * 1000:g} ms")
+        if self.jitter_s:
+            parts.append(f"+-{self.jitter_s * 1000:g} ms {self.jitter_dist} jitter")
+        if self.loss:
+            parts.append(f"{self.loss * 100:g}% loss")
+        return ", ".join(parts) or "no impairment"
+
 
 @dataclass
 class LinkStats:

@@ -49,8 +49,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: `python topologies/llm_serving.py`
     sys.path.insert(0, str(REPO))
 
-from topologies import capabilities  # noqa: E402 - needs the path above
-from topologies.linkemu import format_spec, parse_rate, parse_spec  # noqa: E402
+from topologies.linkemu import format_spec  # noqa: E402
+from topologies.masque_proxy import (  # noqa: E402
+    add_link_arguments,
+    parse_bottleneck,
+    parse_links,
+)
 
 PROG = "llm_serving"
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=0.5%"
@@ -281,11 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bring everything up and open Mininet's CLI instead of the runs")
     parser.add_argument("--target", choices=["soft", "bmv2"], default="soft",
                         help="P4 target: soft (the built-in target, default) or bmv2")
-    parser.add_argument("--link", metavar="SPEC", default=DEFAULT_LINK,
-                        help=f"the client's access link, both directions (default "
-                        f"{DEFAULT_LINK!r}; 'none': a plain link)".replace("%", "%%"))
-    parser.add_argument("--link-mode", choices=["auto", "netem", "userspace"], default="auto",
-                        help="how --link is emulated (auto: netem where the kernel has it)")
+    add_link_arguments(parser, DEFAULT_LINK)
     parser.add_argument("--bottleneck", metavar="RATE",
                         help="shape the switch's port towards t1, e.g. 2mbit, so that the "
                         "per-class ranks decide who waits there (built-in target only)")
@@ -318,55 +318,21 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], A
         parser.error("--requests must be >= 1")
     if args.timeout <= 0:
         parser.error("--timeout must be > 0")
-    link = None
-    if args.link and args.link != "none":
-        try:
-            link = parse_spec(args.link)
-        except ValueError as exc:
-            parser.error(f"--link: {exc}")
-    bottleneck = None
-    if args.bottleneck:
-        try:
-            bottleneck = parse_rate(args.bottleneck)
-        except ValueError as exc:
-            parser.error(f"--bottleneck: {exc}")
-        if not bottleneck:
-            parser.error("--bottleneck: give a rate, e.g. 2mbit")
-        if args.target != "soft":
-            parser.error("--bottleneck needs --target soft: BMv2 has no port-level shaper")
+    link, host_links = parse_links(parser, args, ["client", "proxy", BACKEND_HOST])
+    args.links = host_links
+    bottleneck = parse_bottleneck(parser, args.bottleneck, args.target)
     return args, schedulers, link, bottleneck
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, check the host, run the variants or open the CLI; clean up whatever happens."""
     args, schedulers, link, bottleneck = parse_args(argv)
-    for cap in (capabilities.root(), capabilities.mininet()):
-        if not cap.available:
-            print(f"{PROG}: {cap.detail}", file=sys.stderr)
-            return 1
-    if args.target == "bmv2" and not capabilities.bmv2().available:
-        print(f"{PROG}: --target bmv2: {capabilities.bmv2().detail}", file=sys.stderr)
-        return 1
-    try:
-        import finsy  # noqa: F401 - the project's dependencies, from its venv
-    except ModuleNotFoundError:
-        print(f"{PROG}: the project's packages are missing: run it with the venv's python "
-              "(sudo .venv/bin/python topologies/llm_serving.py)", file=sys.stderr)
-        return 1
-    from mininet.log import setLogLevel
-
     from topologies import masque_proxy as mq
 
-    if args.cleanup:
-        try:
-            for line in mq.cleanup_leftovers():
-                print(f"{PROG}: {line}")
-        except RuntimeError as exc:
-            print(f"{PROG}: {exc}", file=sys.stderr)
-            return 1
-        return 0
-    setLogLevel("info" if args.verbose else "output")
-    topo = mq.MasqueTopology(target=args.target, targets=1, link=link,
+    code = mq.preflight(PROG, args, bool(link or args.links), "topologies/llm_serving.py")
+    if code is not None:
+        return code
+    topo = mq.MasqueTopology(target=args.target, targets=1, link=link, host_links=args.links,
                              link_mode=args.link_mode, bottleneck_bps=bottleneck)
     return mq.run_guarded(PROG, topo, lambda: _body(topo, args, schedulers))
 
@@ -376,7 +342,7 @@ def _body(topo: Any, args: argparse.Namespace, schedulers: list[str]) -> int:
     topo.start()
     backends = {s: start_backend(topo, s, BACKEND_PORT + i) for i, s in enumerate(schedulers)}
     print(f"*** topology up in {time.monotonic() - started:.1f} s: {args.target} target; "
-          f"client link: {topo.link_how}" + (f" ({args.link})" if topo.link else "")
+          f"{topo.describe_links()}"
           + (f"; port to t1 shaped to {args.bottleneck}" if args.bottleneck else "")
           + "; back-ends on t1: " + ", ".join(f"{s} {a}" for s, a in backends.items()),
           flush=True)

@@ -214,7 +214,9 @@ class MasqueTopology:
 
     `target` is "soft" (built-in) or "bmv2"; `targets` the number of target hosts;
     `link` the impairment of the client's access link (both directions; None: a
-    plain link); `link_mode` "auto", "netem" or "userspace". `bottleneck_bps`
+    plain link) and `host_links` that of any host's access link by host name
+    ("client", "proxy", "t1".."tN"); `link_mode` "auto", "netem" or "userspace"
+    (one mode for every impaired link). `bottleneck_bps`
     shapes the switch's egress ports towards the targets (built-in target only), so
     that the switch's queues, and its scheduling mode, decide who waits.
     `proxy_args` and `target_args` are extra flags for mp-proxy and mp-target
@@ -225,7 +227,8 @@ class MasqueTopology:
     def __init__(self, target: str = "soft", targets: int = 1, link: LinkParams | None = None,
                  link_mode: str = "auto", workdir: Path | None = None,
                  bottleneck_bps: int | None = None, proxy_args: list[str] | None = None,
-                 target_args: list[str] | None = None, lock_wait: float = 900.0) -> None:
+                 target_args: list[str] | None = None, lock_wait: float = 900.0,
+                 host_links: dict[str, LinkParams] | None = None) -> None:
         if not 1 <= targets <= MAX_TARGETS:
             raise ValueError(f"targets must be 1..{MAX_TARGETS}, got {targets}")
         if link_mode not in ("auto", "netem", "userspace"):
@@ -242,7 +245,16 @@ class MasqueTopology:
         self.target_args = list(target_args or [])
         self.target = target
         self.hosts = plan_hosts(targets)
-        self.link = link
+        self.links = dict(host_links or {})
+        unknown = sorted(set(self.links) - {h.name for h in self.hosts})
+        if unknown:
+            raise ValueError(f"no host {', '.join(unknown)} in this topology (hosts: "
+                             f"{', '.join(h.name for h in self.hosts)})")
+        if link is not None:
+            if "client" in self.links:
+                raise ValueError("the client's link is given twice (link and host_links)")
+            self.links["client"] = link
+        self.link = self.links.get("client")
         self.link_mode = link_mode
         self.link_how = "plain"
         self._own_workdir = workdir is None
@@ -290,13 +302,13 @@ class MasqueTopology:
         self.switch = net.addSwitch(SWITCH_NAME, cls=mp4.P4Switch, target=self.target,
                                     log_file=self.workdir / "switch.log", port_rates=rates)
         nodes = {h.name: net.addHost(h.name, ip=f"{h.ip}/24", mac=h.mac) for h in self.hosts}
+        mode = None if self.link_mode == "auto" else self.link_mode
         for h in self.hosts:
-            if h.name == "client" and self.link is not None:
-                mode = None if self.link_mode == "auto" else self.link_mode
-                self.link_how = mp4.add_access_link(net, nodes[h.name], self.switch, h.port,
-                                                    self.link, self.link, mode)
-            else:
-                mp4.add_access_link(net, nodes[h.name], self.switch, h.port)
+            params = self.links.get(h.name)
+            how = mp4.add_access_link(net, nodes[h.name], self.switch, h.port, params, params,
+                                      mode)
+            if how != "plain":
+                self.link_how = how
         net.build()
         self._record()
         net.start()
@@ -354,6 +366,16 @@ class MasqueTopology:
             subprocess.run(argv, check=True, capture_output=True)
         proxy.cmd("ip", "addr", "add", f"{MGMT_PROXY}/30", "dev", MGMT_PROXY_IF)
         proxy.cmd("ip", "link", "set", MGMT_PROXY_IF, "up")
+
+    def describe_links(self) -> str:
+        """The impaired access links and how they are emulated, in one phrase."""
+        if not self.links:
+            return "plain links"
+        how = {"netem": "netem (Mininet TCLink parameters)",
+               "userspace": "userspace emulator nodes"}.get(self.link_how, self.link_how)
+        return ("impaired links (" + "; ".join(f"{h.name}: {self.links[h.name].describe()}"
+                                               for h in self.hosts if h.name in self.links)
+                + f", each way) via {how}")
 
     @property
     def proxy(self) -> HostPlan:
@@ -441,7 +463,11 @@ class MasqueTopology:
         Every step is tried even when one fails; the failures are returned (and printed).
         """
         if self._stopped or self._lock_fd is None:  # stopped, or never got the lock: the
-            return []  # links and state file named like ours would be another run's
+            # links and state file named like ours would be another run's; the work
+            # directory is still this object's own
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+            return []
         self._stopped = True
         errors: list[str] = []
 
@@ -732,12 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="P4 target: soft (the built-in target, default) or bmv2")
     parser.add_argument("--targets", type=int, default=1, metavar="N",
                         help=f"target hosts t1..tN (1..{MAX_TARGETS}, default 1)")
-    parser.add_argument("--link", metavar="SPEC",
-                        help='impair the client\'s access link, both directions, e.g. '
-                        '"rate=5mbit,delay=50ms,loss=1%%" (default: a plain link)')
-    parser.add_argument("--link-mode", choices=["auto", "netem", "userspace"], default="auto",
-                        help="how --link is emulated: netem (Mininet TCLink parameters), "
-                        "userspace (an emulator node), auto: netem where the kernel has it")
+    add_link_arguments(parser, None)
     parser.add_argument("--bottleneck", metavar="RATE",
                         help="shape the switch's ports towards the targets, e.g. 5mbit, so "
                         "its queues and scheduling mode decide who waits (built-in target "
@@ -783,81 +804,133 @@ def run_guarded(prog: str, topo: Any, body: Callable[[], int]) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse, check the host, run the demo or the CLI; clean up whatever happens."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def add_link_arguments(parser: argparse.ArgumentParser, client_default: str | None) -> None:
+    """--link (the client's access link), --host-link (any host's) and --link-mode."""
+    default = ("a plain link" if client_default is None
+               else f"{client_default!r}; 'none': a plain link".replace("%", "%%"))
+    parser.add_argument("--link", metavar="SPEC", default=client_default,
+                        help="impair the client's access link, both directions, e.g. "
+                        f'"rate=5mbit,delay=50ms,loss=1%%" (default: {default})')
+    parser.add_argument("--host-link", metavar="HOST:SPEC", action="append", default=[],
+                        help="impair the access link of HOST (client, proxy, t1..tN), both "
+                        'directions, e.g. "t1:rate=10mbit,delay=20ms"; repeatable')
+    parser.add_argument("--link-mode", choices=["auto", "netem", "userspace"], default="auto",
+                        help="how impaired links are emulated: netem (Mininet TCLink "
+                        "parameters), userspace (an emulator node per link), auto: netem "
+                        "where the kernel has it")
+
+
+def parse_links(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                hosts: list[str]) -> tuple[LinkParams | None, dict[str, LinkParams]]:
+    """The client's link (--link) and the other hosts' (--host-link), checked against the
+    topology's `hosts`; a parser error (exit 2) on a bad one."""
     link = None
-    if args.link:
+    if args.link and args.link != "none":
         try:
             link = parse_spec(args.link)
         except ValueError as exc:
             parser.error(f"--link: {exc}")
-    if not 1 <= args.targets <= MAX_TARGETS:
-        parser.error(f"--targets must be 1..{MAX_TARGETS}, got {args.targets}")
-    bottleneck = None
-    if args.bottleneck:
+    host_links: dict[str, LinkParams] = {}
+    for item in args.host_link:
+        host, sep, spec = item.partition(":")
+        if not sep or not host or not spec:
+            parser.error(f"--host-link: expected HOST:SPEC, e.g. t1:rate=10mbit, got {item!r}")
+        if host not in hosts:
+            parser.error(f"--host-link: no host {host!r} (hosts: {', '.join(hosts)})")
+        if host in host_links or (host == "client" and link is not None):
+            parser.error(f"--host-link: the link of {host} is given twice")
         try:
-            bottleneck = parse_rate(args.bottleneck)
+            host_links[host] = parse_spec(spec)
         except ValueError as exc:
-            parser.error(f"--bottleneck: {exc}")
-        if not bottleneck:
-            parser.error("--bottleneck: give a rate, e.g. 5mbit")
-        if args.target != "soft":
-            parser.error("--bottleneck needs --target soft: BMv2 has no port-level shaper")
-    if args.count < 1:
-        parser.error("--count must be >= 1")
+            parser.error(f"--host-link {host}: {exc}")
+    return link, host_links
+
+
+def parse_bottleneck(parser: argparse.ArgumentParser, value: str | None,
+                     target: str) -> int | None:
+    """--bottleneck in bits/s (None: unshaped); a parser error (exit 2) when it is not a
+    rate or the target has no port shaper."""
+    if not value:
+        return None
+    try:
+        rate = parse_rate(value)
+    except ValueError as exc:
+        parser.error(f"--bottleneck: {exc}")
+    if not rate:
+        parser.error("--bottleneck: give a rate, e.g. 5mbit")
+    if target != "soft":
+        parser.error("--bottleneck needs --target soft: BMv2 has no port-level shaper")
+    return rate
+
+
+def preflight(prog: str, args: argparse.Namespace, impaired: bool,
+              script: str) -> int | None:
+    """What every script on MasqueTopology checks before it starts one: root, Mininet,
+    netem where `--link-mode netem` asks for it, BMv2 for `--target bmv2`, the project's
+    venv. Then `--cleanup` (done here, exit 0), leftovers of a crashed run removed, and
+    Mininet's log level from `-v`. An exit code to stop with (the reason printed in one
+    line), or None to go on."""
     for cap in (capabilities.root(), capabilities.mininet()):
         if not cap.available:
-            print(f"{PROG}: {cap.detail}", file=sys.stderr)
+            print(f"{prog}: {cap.detail}", file=sys.stderr)
             return 1
-    if args.link and args.link_mode == "netem":
+    if impaired and args.link_mode == "netem":
         reason = netem_unavailable_reason()
         if reason is not None:
-            print(f"{PROG}: --link-mode netem: netem does not work here ({reason}); "
+            print(f"{prog}: --link-mode netem: netem does not work here ({reason}); "
                   "use --link-mode userspace or auto", file=sys.stderr)
             return 1
     if args.target == "bmv2" and not capabilities.bmv2().available:
-        print(f"{PROG}: --target bmv2: {capabilities.bmv2().detail}", file=sys.stderr)
+        print(f"{prog}: --target bmv2: {capabilities.bmv2().detail}", file=sys.stderr)
         return 1
     try:
         import finsy  # noqa: F401 - the project's dependencies, from its venv
     except ModuleNotFoundError:
-        print(f"{PROG}: the project's packages are missing: run it with the venv's python "
-              "(sudo .venv/bin/python topologies/masque_proxy.py; `make test` creates .venv)",
-              file=sys.stderr)
+        print(f"{prog}: the project's packages are missing: run it with the venv's python "
+              f"(sudo .venv/bin/python {script}; `make test` creates .venv)", file=sys.stderr)
         return 1
-    from mininet.cli import CLI
+    try:
+        if args.cleanup:
+            for line in cleanup_leftovers():
+                print(f"{prog}: {line}")
+            return 0
+        if STATE_FILE.exists():
+            leftovers = cleanup_leftovers(mininet_too=False)
+            if leftovers:
+                print(f"{prog}: removed leftovers of an earlier run: " + "; ".join(leftovers))
+    except RuntimeError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     from mininet.log import setLogLevel
 
-    if args.cleanup:
-        try:
-            for line in cleanup_leftovers():
-                print(f"{PROG}: {line}")
-        except RuntimeError as exc:
-            print(f"{PROG}: {exc}", file=sys.stderr)
-            return 1
-        return 0
-    if STATE_FILE.exists():
-        try:
-            leftovers = cleanup_leftovers(mininet_too=False)
-        except RuntimeError as exc:
-            print(f"{PROG}: {exc}", file=sys.stderr)
-            return 1
-        if leftovers:
-            print(f"{PROG}: removed leftovers of an earlier run: " + "; ".join(leftovers))
     setLogLevel("info" if args.verbose else "output")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, check the host, run the demo or the CLI; clean up whatever happens."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 1 <= args.targets <= MAX_TARGETS:
+        parser.error(f"--targets must be 1..{MAX_TARGETS}, got {args.targets}")
+    link, host_links = parse_links(parser, args, [h.name for h in plan_hosts(args.targets)])
+    bottleneck = parse_bottleneck(parser, args.bottleneck, args.target)
+    if args.count < 1:
+        parser.error("--count must be >= 1")
+    code = preflight(PROG, args, bool(link or host_links), "topologies/masque_proxy.py")
+    if code is not None:
+        return code
+    from mininet.cli import CLI
+
     topo = MasqueTopology(target=args.target, targets=args.targets, link=link,
-                          link_mode=args.link_mode, bottleneck_bps=bottleneck, lock_wait=0.0)
+                          host_links=host_links, link_mode=args.link_mode,
+                          bottleneck_bps=bottleneck, lock_wait=0.0)
 
     def body() -> int:
         started = time.monotonic()
         topo.start()
-        how = {"plain": "a plain link", "netem": "netem (Mininet TCLink parameters)",
-               "userspace": "the userspace emulator node mpe1"}[topo.link_how]
         print(f"*** topology up in {time.monotonic() - started:.1f} s: {args.target} target, "
-              f"hosts {', '.join(h.name for h in topo.hosts)}; client link: {how}"
-              + (f" ({args.link})" if link else "")
+              f"hosts {', '.join(h.name for h in topo.hosts)}; {topo.describe_links()}"
               + (f"; ports to the targets shaped to {args.bottleneck}" if bottleneck else ""),
               flush=True)
         if args.cli:

@@ -1,8 +1,8 @@
 """The Mininet MASQUE topology (topologies/masque_proxy.py) comes up, works, and goes away.
 
 Needs root and Mininet (`mininet` marker: skipped with the reason otherwise). The
-client's access link carries an impairment, so on a kernel without netem the
-userspace emulator node sits in it, and with netem Mininet's TCIntf does.
+client's and t1's access links carry impairments of their own, so on a kernel without
+netem a userspace emulator node sits in each, and with netem Mininet's TCIntf does.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_topology_pings_runs_the_fast_path_and_leaves_nothing() -> None:
-    """Up with an impaired client link, pingall, a fast-path echo with counters, clean stop."""
+    """Up with impaired client and t1 links, pingall, a fast-path echo with counters, clean
+    stop."""
     if mq.STATE_FILE.exists():
         pytest.skip(f"{mq.STATE_FILE} exists: another topology runs, or run --cleanup")
-    topo = mq.MasqueTopology(target="soft", targets=2, link=parse_spec("delay=5ms"))
+    topo = mq.MasqueTopology(target="soft", targets=2, link=parse_spec("delay=5ms"),
+                             host_links={"t1": parse_spec("delay=10ms")})
     pids: dict[str, int] = {}
     inodes: set[int] = set()
     try:
@@ -44,7 +46,8 @@ def test_topology_pings_runs_the_fast_path_and_leaves_nothing() -> None:
         print(f"link {topo.link_how}; {result}")
         assert result.exit_code == 0, result.lines
         assert result.granted, result.lines
-        assert len(result.rtts_ms) == 5 and min(result.rtts_ms) >= 10  # 2 x 5 ms emulated
+        # each link's own delay: 2 x (5 ms client + 10 ms t1) emulated
+        assert len(result.rtts_ms) == 5 and min(result.rtts_ms) >= 30
         assert result.shims_sent > 0 and result.shims_received > 0
         assert result.decap[0] > 0 and result.encap[0] > 0, result
         queues = [c for sw in result.stats["switches"] for c in sw["counters"]
