@@ -58,27 +58,31 @@ def test_topology_pings_runs_the_fast_path_and_leaves_nothing() -> None:
     assert_all_gone(pids, inodes)
 
 
-def test_ctrl_c_during_the_demo_cleans_up() -> None:
-    """SIGINT to the script as soon as the topology is up: exit 130 and nothing left."""
+def _start_script(*flags: str) -> tuple[subprocess.Popen[str], dict[str, int], set[int]]:
+    """masque_proxy.py with `flags`, once its topology is up: the process, the PIDs its
+    PID file records and the network namespaces of its hosts (by inode)."""
     if mq.STATE_FILE.exists():
         pytest.skip(f"{mq.STATE_FILE} exists: another topology runs, or run --cleanup")
     proc = subprocess.Popen([sys.executable, str(REPO / "topologies" / "masque_proxy.py"),
-                             "--targets", "1", "--count", "50"], stdout=subprocess.PIPE,
+                             *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=REPO)
-    pids: dict[str, int] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("*** topology up"):
+            break
+    else:
+        pytest.fail(f"the topology did not come up (exit {proc.wait()})")
+    state = json.loads(mq.STATE_FILE.read_text())
+    pids = {label: pid for label, (pid, _) in state["pids"].items()}
+    inodes = {os.stat(f"/proc/{pid}/ns/net").st_ino for label, pid in pids.items()
+              if label.startswith("shell ") and label != "shell mps1"}
+    return proc, pids, inodes
+
+
+def test_ctrl_c_during_the_demo_cleans_up() -> None:
+    """SIGINT to the script as soon as the topology is up: exit 130 and nothing left."""
+    proc, pids, inodes = _start_script("--targets", "1", "--count", "50")
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("*** topology up"):
-                break
-        else:
-            pytest.fail(f"the topology did not come up (exit {proc.wait()})")
-        state = json.loads(mq.STATE_FILE.read_text())
-        pids = {label: pid for label, (pid, _) in state["pids"].items()}
-        inodes = set()
-        for label, pid in pids.items():
-            if label.startswith("shell ") and label != "shell mps1":
-                inodes.add(os.stat(f"/proc/{pid}/ns/net").st_ino)
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=60)[0]
     finally:
@@ -90,4 +94,21 @@ def test_ctrl_c_during_the_demo_cleans_up() -> None:
     assert "interrupted, cleaning up" in rest
     assert "cleanup:" not in rest, rest
     assert {"mp-controller", "mp-proxy", "switch mps1"} <= set(pids)
+    assert_all_gone(pids, inodes)
+
+
+def test_cleanup_after_a_crash_removes_what_the_killed_run_left() -> None:
+    """SIGKILL to the script at Mininet's CLI (nothing of it cleans up), then --cleanup:
+    every daemon, emulator, node and link it left is gone."""
+    proc, pids, inodes = _start_script("--cli", "--link", "delay=5ms")
+    proc.kill()
+    proc.wait()
+    assert mq.STATE_FILE.exists()
+    assert {"mp-controller", "mp-proxy", "switch mps1", "emulator mpe1"} <= set(pids), pids
+    done = subprocess.run([sys.executable, str(REPO / "topologies" / "masque_proxy.py"),
+                           "--cleanup"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    print(done.stdout, done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert "sent SIGTERM to mp-proxy" in done.stdout
+    assert "ran Mininet's cleanup" in done.stdout and "ovs-vsctl" not in done.stderr
     assert_all_gone(pids, inodes)
