@@ -20,12 +20,13 @@ def generate(out: Path = REPO) -> list[Path]:
 
     written = []
     for proto in PROTOS:
-        args = ["protoc", f"-I{REPO}", f"--python_out={out}", f"--grpc_python_out={out}",
-                str(REPO / proto)]
+        args = ["protoc", f"-I{REPO}", f"--python_out={out}", f"--pyi_out={out}",
+                f"--grpc_python_out={out}", str(REPO / proto)]
         if protoc.main(args) != 0:
             raise RuntimeError(f"protoc failed on {proto}")
         stem = proto.removesuffix(".proto")
-        written += [out / f"{stem}_pb2.py", out / f"{stem}_pb2_grpc.py"]
+        # the .pyi stub lets mypy check the callers of the messages
+        written += [out / f"{stem}_pb2.py", out / f"{stem}_pb2.pyi", out / f"{stem}_pb2_grpc.py"]
     return written
 
 
