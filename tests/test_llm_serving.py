@@ -75,3 +75,23 @@ def test_tables_and_results_files(tmp_path: Path) -> None:
     assert data["variants"]["edf, fast path on"]["stream_ranks"] == 4
     assert data["variants"]["edf, fast path off"]["proxy_cpu_s_per_mb"] == pytest.approx(
         0.2 / off.mb)
+
+
+def test_repeated_runs_pool_their_requests_and_keep_each_runs_share() -> None:
+    rows = _rows()
+    one = ls.VariantResult("edf", True, rows, 2.0, 0.02, granted=True, shims_sent=10,
+                           summary=ls.summarize_rows(rows))  # type: ignore[arg-type]
+    late = [{**r, "latency": 9.0, "on_time": False} for r in rows]
+    two = ls.VariantResult("edf", True, late, 3.0, 0.03, granted=True, shims_sent=5,
+                           summary=ls.summarize_rows(late))  # type: ignore[arg-type]
+    pooled = ls.pool([one, two])
+    assert len(pooled.rows) == 10 and {r["run"] for r in pooled.rows} == {1, 2}
+    assert pooled.seconds == 5.0 and pooled.shims_sent == 15 and pooled.granted
+    assert pooled.proxy_cpu_s == pytest.approx(0.05)
+    assert pooled.summary["realtime"]["on_time"] == pytest.approx(0.25)  # 1 of 4
+    assert pooled.per_run_on_time == [{"realtime": 0.5, "free": 1.0, "long": 0.5},
+                                      {"realtime": 0.0, "free": 0.0, "long": 0.0}]
+    text = ls.format_tables([pooled])
+    assert "per run" in text
+    assert "edf, fast path on      realtime     4  100%      25%     0-50%" in text
+    assert ls.pool([one]).per_run_on_time == [{"realtime": 0.5, "free": 1.0, "long": 0.5}]

@@ -123,6 +123,8 @@ class VariantResult:
     via_proxy: int = 0          # packets the front-end received through the proxy
     stream_ranks: int | None = None  # ranks the proxy registered for the flow
     summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per run pooled into this one (`pool`): each class's on-time share
+    per_run_on_time: list[dict[str, float | None]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -149,7 +151,29 @@ class VariantResult:
                 "shims_received": self.shims_received, "via_proxy": self.via_proxy,
                 "stream_ranks": self.stream_ranks, "mb_exchanged": self.mb,
                 "proxy_cpu_s": self.proxy_cpu_s, "proxy_cpu_s_per_mb": self.cpu_per_mb,
-                "summary": summary, "requests": self.rows}
+                "runs": max(1, len(self.per_run_on_time)),
+                "per_run_on_time": self.per_run_on_time, "summary": summary,
+                "requests": self.rows}
+
+
+def pool(runs: list[VariantResult]) -> VariantResult:
+    """Repeated runs of one variant as one result: the requests of every run together
+    (each row tagged with its run), times, CPU and shim counts added up, and each run's
+    on-time share per class kept, so that the tables can show the spread."""
+    first = runs[0]
+    rows = [{**row, "run": i} for i, r in enumerate(runs, start=1) for row in r.rows]
+    pooled = VariantResult(
+        first.scheduler, first.fastpath, rows, sum(r.seconds for r in runs),
+        sum(r.proxy_cpu_s for r in runs), granted=all(r.granted for r in runs),
+        flow=first.flow, slow_path_reason=next((r.slow_path_reason for r in runs
+                                                if r.slow_path_reason), ""),
+        shims_sent=sum(r.shims_sent for r in runs),
+        shims_received=sum(r.shims_received for r in runs),
+        via_proxy=sum(r.via_proxy for r in runs), stream_ranks=first.stream_ranks)
+    pooled.summary = summarize_rows(rows)
+    pooled.per_run_on_time = [{c: row["on_time"] for c, row in r.summary.items()}
+                              for r in runs]
+    return pooled
 
 
 def start_backend(topo: Any, scheduler: str, port: int = BACKEND_PORT) -> str:
@@ -214,16 +238,29 @@ def _sec(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _spread(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    low, high = min(known), max(known)
+    return f"{100 * low:.0f}-{100 * high:.0f}%" if round(100 * low) != round(100 * high) \
+        else f"{100 * low:.0f}%"
+
+
 def format_tables(results: list[VariantResult]) -> str:
-    """Per variant and class: completion, on time, p50/p99; then the proxy's cost."""
+    """Per variant and class: completion, on time (with its range over repeated runs),
+    p50/p99; then the proxy's cost."""
+    repeated = any(len(r.per_run_on_time) > 1 for r in results)
     header = (f"{'variant':<22} {'class':<9} {'reqs':>4} {'done':>5} {'on time':>8} "
-              f"{'p50 s':>7} {'p99 s':>7}")
+              + (f"{'per run':>9} " if repeated else "") + f"{'p50 s':>7} {'p99 s':>7}")
     lines = [header, "-" * len(header)]
     for r in results:
         for cls, row in r.summary.items():
+            spread = _spread([run.get(cls) for run in r.per_run_on_time])
             lines.append(f"{r.label:<22} {cls:<9} {row['requests']:>4} "
                          f"{_pct(row['completed']):>5} {_pct(row['on_time']):>8} "
-                         f"{_sec(row['p50']):>7} {_sec(row['p99']):>7}")
+                         + (f"{spread:>9} " if repeated else "")
+                         + f"{_sec(row['p50']):>7} {_sec(row['p99']):>7}")
     header = (f"{'variant':<22} {'tunnel':<28} {'MB':>6} {'proxy CPU s':>11} "
               f"{'CPU s/MB':>9}")
     lines += ["", header, "-" * len(header)]
@@ -247,7 +284,8 @@ def write_results(results: list[VariantResult], out_dir: Path, meta: dict[str, A
     costs = "; ".join(f"{r.label}: {_sec(r.cpu_per_mb)} proxy CPU s/MB" for r in results)
     return box_plot({r.label: r.summary for r in results}, out_dir / f"{PROG}.png",
                     f"LLM classes through mp-proxy and the P4 switch ({meta['requests']} "
-                    f"requests, client link {meta['link']})\n{costs}")
+                    f"requests x {meta.get('repeat', 1)} runs, client link {meta['link']})"
+                    f"\n{costs}")
 
 
 def cli_help(topo: Any, backends: dict[str, str]) -> str:
@@ -290,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="shape the switch's port towards t1, e.g. 2mbit, so that the "
                         "per-class ranks decide who waits there (built-in target only)")
     parser.add_argument("--requests", type=int, default=30, help="requests per run (30)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run every variant N times, interleaved, and pool the requests "
+                        "(the table shows each class's on-time range over the runs; default 1)")
     parser.add_argument("--seed", type=int, default=1, help="request mix seed (1)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds the front-end waits for its answers (60)")
@@ -316,6 +357,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], A
         parser.error("--scheduler: a scheduler is named twice")
     if args.requests < 1:
         parser.error("--requests must be >= 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
     if args.timeout <= 0:
         parser.error("--timeout must be > 0")
     link, host_links = parse_links(parser, args, ["client", "proxy", BACKEND_HOST])
@@ -354,25 +397,29 @@ def _body(topo: Any, args: argparse.Namespace, schedulers: list[str]) -> int:
         return 0
     lost = topo.ping_all()
     plan = [(s, fp) for s in schedulers for fp in FASTPATH[args.fastpath]]
-    results = []
+    runs: dict[tuple[str, bool], list[VariantResult]] = {v: [] for v in plan}
     print(f"*** {args.requests} requests (seed {args.seed}) per run, in one burst, through "
-          "mp-proxy and the switch", flush=True)
-    for n, (scheduler, fastpath) in enumerate(plan, start=1):
-        print(f"[{n}/{len(plan)}] {scheduler}, fast path {'on' if fastpath else 'off'} ...",
+          "mp-proxy and the switch" + (f"; every variant {args.repeat} times, interleaved"
+                                       if args.repeat > 1 else ""), flush=True)
+    total = len(plan) * args.repeat
+    for n, (scheduler, fastpath) in enumerate(plan * args.repeat, start=1):
+        print(f"[{n}/{total}] {scheduler}, fast path {'on' if fastpath else 'off'} ...",
               end=" ", flush=True)
         r = run_variant(topo, backends[scheduler], scheduler, fastpath, args.requests,
                         args.seed, args.timeout)
-        results.append(r)
+        runs[(scheduler, fastpath)].append(r)
         tunnel = ("switch" if r.granted else
                   f"proxy (fast path refused: {r.slow_path_reason})" if fastpath else "proxy")
         print(f"{r.seconds:.1f} s, {r.completed}/{args.requests} answered, via {tunnel}",
               flush=True)
+    results = [pool(runs[v]) for v in plan]
     print()
     print(format_tables(results))
     print(f"\n{SEED_RESULT}")
     meta = {"experiment": PROG, "target": args.target, "link": args.link,
             "emulation": topo.link_how, "bottleneck": args.bottleneck,
-            "requests": args.requests, "seed": args.seed, "machine": platform.node(),
+            "requests": args.requests, "repeat": args.repeat, "seed": args.seed,
+            "machine": platform.node(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seed_result": SEED_RESULT}
     if topo.link is not None:
         meta["link"] = format_spec(topo.link)
@@ -382,9 +429,9 @@ def _body(topo: Any, args: argparse.Namespace, schedulers: list[str]) -> int:
     granted = all(r.granted for r in results if r.fastpath)
     ok = lost == 0 and granted and answered > 0
     print(f"\n*** runs {'OK' if ok else 'FAILED'}: ping loss {lost:g}%, {answered}/"
-          f"{len(results) * args.requests} requests answered (a late one may be dropped by "
-          f"its scheduler), fast path {'granted' if granted else 'NOT granted'} where asked "
-          f"({time.monotonic() - started:.0f} s)", flush=True)
+          f"{len(results) * args.requests * args.repeat} requests answered (a late one may "
+          f"be dropped by its scheduler), fast path {'granted' if granted else 'NOT granted'} "
+          f"where asked ({time.monotonic() - started:.0f} s)", flush=True)
     return 0 if ok else 1
 
 
