@@ -12,6 +12,7 @@ P4Runtime answers a Capabilities request, and stops it by PID.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -61,10 +62,28 @@ class SwitchConfig:
     port_rates: dict[int, int] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=8)
+def has_thrift(binary: Path) -> bool:
+    """Whether this BMv2 build runs a Thrift server (built with Thrift: `--thrift-port` in
+    its `--help`). Such a switch listens on port 9090 of every address unless told
+    another port, so two of them at once would collide."""
+    try:
+        done = subprocess.run([str(binary), "--help"], capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--thrift-port" in done.stdout + done.stderr
+
+
 def command_line(target: str, config: SwitchConfig) -> list[str]:
-    """argv of the target's switch for `config` (raises ToolMissing for absent BMv2)."""
+    """argv of the target's switch for `config` (raises ToolMissing for absent BMv2). A
+    BMv2 built with Thrift gets a free `--thrift-port` of its own (its runtime CLI's port,
+    which this project does not use: P4Runtime does everything)."""
     if target == "bmv2":
-        argv = [str(toolchain.require("simple_switch_grpc"))]
+        binary = toolchain.require("simple_switch_grpc")
+        argv = [str(binary)]
+        if has_thrift(binary):
+            argv += ["--thrift-port", str(free_tcp_port())]
     elif target == "soft":
         argv = [sys.executable, "-m", "bmv2.softswitch.cli"]
     else:

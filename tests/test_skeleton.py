@@ -117,3 +117,26 @@ def test_network_namespace_round_trip() -> None:
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert a not in listed and b not in listed
+
+
+@pytest.mark.parametrize("help_text,expect_thrift", [
+    ("  --thrift-port arg   TCP port on which to run the Thrift runtime server", True),
+    ("  --device-id arg   Device ID", False),
+])
+def test_bmv2_with_thrift_gets_a_port_of_its_own(help_text: str, expect_thrift: bool,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    from bmv2 import launcher
+
+    fake = tmp_path / f"simple_switch_grpc_{expect_thrift}"
+    fake.write_text(f"#!/bin/sh\necho '{help_text}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MP_SIMPLE_SWITCH_GRPC", str(fake))
+    argv = launcher.command_line("bmv2", launcher.SwitchConfig(ports={1: "veth1"}))
+    assert argv[0] == str(fake)
+    if expect_thrift:
+        port = int(argv[argv.index("--thrift-port") + 1])
+        assert 1024 <= port <= 65535
+    else:
+        assert "--thrift-port" not in argv
+    assert argv[argv.index("--") + 1:][:2] == ["--grpc-server-addr", "127.0.0.1:9559"]
