@@ -6,9 +6,11 @@ the certificate; operators give real ones with --certificate/--private-key.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import tempfile
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -39,16 +41,21 @@ def self_signed_pem(common_name: str = "localhost") -> tuple[bytes, bytes]:
                               serialization.NoEncryption()))
 
 
+@contextlib.contextmanager
 def credential_files(certificate: str | None = None,
-                     private_key: str | None = None) -> tuple[Path, Path]:
-    """Paths of a certificate and key: the given ones, or a fresh self-signed pair."""
+                     private_key: str | None = None) -> Iterator[tuple[Path, Path]]:
+    """Paths of a certificate and key while inside: the given ones, or a fresh self-signed
+    pair in a private folder that is removed on exit (load them inside: the TLS contexts
+    keep what they loaded), so that no server leaves a private key behind in /tmp."""
     if certificate and private_key:
-        return Path(certificate), Path(private_key)
+        yield Path(certificate), Path(private_key)
+        return
     if certificate or private_key:
         raise ValueError("give both --certificate and --private-key, or neither")
     cert_pem, key_pem = self_signed_pem()
-    folder = Path(tempfile.mkdtemp(prefix="mp-certs-"))
-    (folder / "cert.pem").write_bytes(cert_pem)
-    (folder / "key.pem").write_bytes(key_pem)
-    (folder / "key.pem").chmod(0o600)
-    return folder / "cert.pem", folder / "key.pem"
+    with tempfile.TemporaryDirectory(prefix="mp-certs-") as name:
+        folder = Path(name)
+        (folder / "key.pem").touch(0o600)
+        (folder / "key.pem").write_bytes(key_pem)
+        (folder / "cert.pem").write_bytes(cert_pem)
+        yield folder / "cert.pem", folder / "key.pem"

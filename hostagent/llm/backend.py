@@ -139,14 +139,14 @@ async def serve_backend(host: str, port: int, scheduler: str,
                         stop: asyncio.Event | None = None) -> None:
     """Serve QUIC (UDP) and TLS over TCP on host:port until `stop` is set."""
     make_scheduler(scheduler)  # fail early on a bad name
-    cert, key = credential_files(certificate, private_key)
     config = quic_configuration(is_client=False)
-    config.load_cert_chain(cert, key)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with credential_files(certificate, private_key) as (cert, key):
+        config.load_cert_chain(cert, key)
+        tls.load_cert_chain(cert, key)
     quic_server = await serve(host, port, configuration=config,
                               create_protocol=scheduled_protocol(
                                   BackendProtocol, lambda: make_scheduler(scheduler)))
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
     tcp_server = await asyncio.start_server(handle_tcp, host, port, ssl=tls)
     log.info("serving QUIC and TLS/TCP on %s:%d, scheduler %s", host, port, scheduler)
     if ready is not None:

@@ -525,9 +525,9 @@ class MasqueProxy:
     async def start(self, host: str, port: int, certificate: str | None = None,
                     private_key: str | None = None) -> int:
         """Serve HTTP/3 on host:port (0: any free port); the bound port."""
-        cert, key = credential_files(certificate, private_key)
         config = outer_configuration(is_client=False, datagrams=self.settings.datagrams)
-        config.load_cert_chain(cert, key)
+        with credential_files(certificate, private_key) as (cert, key):
+            config.load_cert_chain(cert, key)
         own = local_addresses()
         with contextlib.suppress(ValueError):
             own.add(ipaddress.ip_address(host))

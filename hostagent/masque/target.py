@@ -77,9 +77,9 @@ class EchoTargets:
     async def start_quic(self, host: str, port: int, certificate: str | None = None,
                          private_key: str | None = None) -> int:
         """QUIC echo on host:port (0: a free port); the bound port."""
-        cert, key = credential_files(certificate, private_key)
         config = echo_configuration(is_client=False)
-        config.load_cert_chain(cert, key)
+        with credential_files(certificate, private_key) as (cert, key):
+            config.load_cert_chain(cert, key)
         scheduler = self.scheduler
 
         def create(connection: QuicConnection, **kwargs: Any) -> EchoProtocol:

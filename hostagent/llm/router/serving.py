@@ -257,14 +257,14 @@ async def serve_router_backend(host: str, port: int, scheduler: str, router: Pol
     """Serve QUIC and TLS/TCP on host:port with `router` until `stop`; the cluster's log."""
     make_scheduler(scheduler)
     cluster = LiveCluster(router)
-    cert, key = credential_files(None, None)
     config = quic_configuration(is_client=False)
-    config.load_cert_chain(cert, key)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with credential_files() as (cert, key):
+        config.load_cert_chain(cert, key)
+        tls.load_cert_chain(cert, key)
     protocol = type("BoundRouterBackend", (RouterBackendProtocol,), {"cluster": cluster})
     quic_server = await serve(host, port, configuration=config, create_protocol=scheduled_protocol(
         protocol, lambda: make_scheduler(scheduler)))
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
     tcp_server = await asyncio.start_server(tcp_handler(cluster), host, port, ssl=tls)
     log.info("serving QUIC and TLS/TCP on %s:%d, scheduler %s, router %s", host, port,
              scheduler, getattr(router, "__name__", router))
