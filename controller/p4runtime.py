@@ -94,8 +94,9 @@ class P4RuntimeSession:
     def _election(self) -> p4r.Uint128:
         return U128.encode(self.election_id)
 
-    async def set_pipeline(self, action: int = p4r.SetForwardingPipelineConfigRequest.
-                           VERIFY_AND_COMMIT, cookie: int = 0) -> None:
+    async def set_pipeline(self, action: p4r.SetForwardingPipelineConfigRequest.Action.ValueType
+                           = p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
+                           cookie: int = 0) -> None:
         """Push the P4Info and the BMv2 JSON to the switch (which clears its state)."""
         config = p4r.ForwardingPipelineConfig(
             p4info=self.schema.p4info, p4_device_config=self.p4blob.read_bytes(),
@@ -130,8 +131,9 @@ class P4RuntimeSession:
             found.extend(reply.entities)
         return found
 
-    async def write(self, updates: Iterable[Any], atomicity: int = p4r.WriteRequest.
-                    CONTINUE_ON_ERROR) -> None:
+    async def write(self, updates: Iterable[Any],
+                    atomicity: p4r.WriteRequest.Atomicity.ValueType
+                    = p4r.WriteRequest.CONTINUE_ON_ERROR) -> None:
         """Write a batch of updates (`+entry`, `-entry`, `~entry`); P4ClientError on failure,
         whose `details` map update index -> error."""
         encoded = encode_updates(list(updates), self.schema)

@@ -539,7 +539,9 @@ class MasqueProxy:
                                  proxy=self, **kwargs)
 
         self.server = await serve(host, port, configuration=config, create_protocol=create)
-        self.port = self.server._transport.get_extra_info("sockname")[1]
+        transport = self.server._transport
+        assert transport is not None  # serve() returns a bound server
+        self.port = transport.get_extra_info("sockname")[1]
         self._sweeper = asyncio.ensure_future(self._sweep())
         log.info("serving CONNECT-UDP on %s:%d (template %s, scheduler %s, allow %s, "
                  "max %d tunnels per client, idle timeout %g s)", host, self.port,

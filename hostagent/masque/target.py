@@ -86,7 +86,9 @@ class EchoTargets:
             return EchoProtocol(ScheduledQuicConnection.adopt(connection, scheduler), **kwargs)
 
         self.quic_server = await serve(host, port, configuration=config, create_protocol=create)
-        self.quic_port = self.quic_server._transport.get_extra_info("sockname")[1]
+        transport = self.quic_server._transport
+        assert transport is not None  # serve() returns a bound server
+        self.quic_port = transport.get_extra_info("sockname")[1]
         log.info("QUIC echo on %s:%d (ALPN %s, scheduler %s)", host, self.quic_port,
                  ECHO_ALPN, scheduler)
         return self.quic_port

@@ -26,7 +26,7 @@ the discipline, and so does a pending RESET_STREAM. Expired deadlines are reset 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.connection import QuicConnection
@@ -117,7 +117,7 @@ class ScheduledQuicConnection(QuicConnection):
         reserved = self._mp_reserved
         control: list[QuicStream] = []
         for stream in queue:
-            stream_id = stream.stream_id
+            stream_id = cast(int, stream.stream_id)  # aioquic's Optional: always set here
             if stream.sender.reset_pending:  # a RESET_STREAM must not wait behind data
                 control.append(stream)
                 continue

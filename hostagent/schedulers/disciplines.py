@@ -32,7 +32,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, cast
 
 from hostagent.schedulers.pifo import HeapPifo, Pifo, SortedListPifo
 
@@ -140,7 +140,7 @@ class RankedScheduler(StreamScheduler):
         chosen: list[int] = []
         total = 0
         while total < budget and len(self.pifo):
-            stream_id = self.pifo.pop()
+            stream_id = cast(int, self.pifo.pop())  # this PIFO holds stream ids only
             pending = view.pending(stream_id)
             if pending is None:
                 self.forget(stream_id)
@@ -164,7 +164,7 @@ class AbsScheduler(RankedScheduler):
     """Absolute priority on a sorted list (the seed thesis's ABS)."""
 
     name = "abs"
-    pifo_factory = SortedListPifo
+    pifo_factory: ClassVar[Callable[[], Pifo]] = SortedListPifo
 
     def rank(self, stream_id: int) -> tuple[float, ...]:
         return (self.meta[stream_id].priority, self._seq[stream_id])

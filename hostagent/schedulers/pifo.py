@@ -19,13 +19,16 @@ import bisect
 import heapq
 import itertools
 from collections.abc import Hashable, Iterator
-from typing import Protocol
+from typing import Protocol, TypeAlias
+
+#: a rank: a number, or a tuple of numbers compared in order (e.g. priority, then FCFS)
+Rank: TypeAlias = float | tuple[float, ...]
 
 
 class Pifo(Protocol):
     """A priority queue of distinct items ordered by (rank, insertion order)."""
 
-    def push(self, item: Hashable, rank: float) -> None:
+    def push(self, item: Hashable, rank: Rank) -> None:
         """Insert `item` with `rank`; smaller ranks leave first. Re-pushing moves it."""
 
     def pop(self) -> Hashable:
@@ -49,11 +52,11 @@ class SortedListPifo:
     """PIFO as a sorted list: simple, O(n) per insert and extract."""
 
     def __init__(self) -> None:
-        self._entries: list[tuple[float, int, Hashable]] = []
-        self._key: dict[Hashable, tuple[float, int, Hashable]] = {}
+        self._entries: list[tuple[Rank, int, Hashable]] = []
+        self._key: dict[Hashable, tuple[Rank, int, Hashable]] = {}
         self._seq = itertools.count()
 
-    def push(self, item: Hashable, rank: float) -> None:
+    def push(self, item: Hashable, rank: Rank) -> None:
         if item in self._key:
             self.remove(item)
         entry = (rank, next(self._seq), item)
@@ -91,11 +94,11 @@ class HeapPifo:
     """PIFO as a binary heap: O(log n) insert and extract, lazy removal."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Hashable]] = []
+        self._heap: list[tuple[Rank, int, Hashable]] = []
         self._live: dict[Hashable, int] = {}  # item -> sequence number of its live entry
         self._seq = itertools.count()
 
-    def push(self, item: Hashable, rank: float) -> None:
+    def push(self, item: Hashable, rank: Rank) -> None:
         seq = next(self._seq)
         self._live[item] = seq  # an older entry of the same item becomes stale
         heapq.heappush(self._heap, (rank, seq, item))
