@@ -11,7 +11,7 @@ help:
 	@echo "make bench   run the benchmarks and print their tables"
 	@echo "make p4      recompile p4src/ into p4src/build/ with p4c"
 	@echo "make proto   regenerate controller/proto/*_pb2*.py from the .proto files"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff, and mypy on controller/ and hostagent/"
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -33,6 +33,7 @@ proto: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check .
+	$(PY) -m mypy controller hostagent
 
 clean:
 	rm -rf .venv .pytest_cache *.egg-info

@@ -19,6 +19,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from hostagent.llm.router.tasks import PARAMS_B, SIZES, reward
 
@@ -314,7 +315,7 @@ def simulate(arrivals: Sequence[Arrival], policy: Policy,
     for arrival in arrivals:
         for t, key, completed in cluster.advance(arrival.time):
             if completed:
-                outcomes[key].done_at = t  # type: ignore[index]
+                outcomes[cast(int, key)].done_at = t  # keys are outcome indices
         obs = Observation(cluster.batches(), arrival.task, rates.observe(arrival.time),
                           arrival.net_delay, model.budget_s)
         size = policy(obs)
@@ -323,5 +324,5 @@ def simulate(arrivals: Sequence[Arrival], policy: Policy,
         outcomes.append(Outcome(arrival, size, replica.gpu, obs))
     for t, key, completed in cluster.advance(INF):
         if completed:
-            outcomes[key].done_at = t  # type: ignore[index]
+            outcomes[cast(int, key)].done_at = t  # keys are outcome indices
     return Run(outcomes, model.budget_s)

@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aioquic.asyncio import connect, serve
 from aioquic.quic.events import StreamDataReceived
@@ -122,9 +122,10 @@ class LiveCluster:
 
     def _fire(self, now: float) -> None:
         for _, key, completed in self.cluster.advance(now):
-            record = self.served[key]  # type: ignore[index]
+            index = cast(int, key)  # keys are indices into `served`
+            record = self.served[index]
             record.answered, record.completed = now, completed
-            self._callbacks.pop(key)(completed)  # type: ignore[arg-type]
+            self._callbacks.pop(index)(completed)
 
     def _reschedule(self) -> None:
         if self._timer is not None:
@@ -216,8 +217,13 @@ def tcp_handler(cluster: LiveCluster) -> Callable[[asyncio.StreamReader, asyncio
                 index, task, issued = PREAMBLE.unpack_from(payload)
                 fut: asyncio.Future[bytes] = loop.create_future()
                 data = head + payload
-                cluster.submit(index, task, issued,
-                               lambda _ok, fut=fut, data=data: fut.done() or fut.set_result(data))
+
+                def answer(_completed: bool, fut: asyncio.Future[bytes] = fut,
+                           data: bytes = data) -> None:
+                    if not fut.done():
+                        fut.set_result(data)
+
+                cluster.submit(index, task, issued, answer)
                 answers.put_nowait(fut)
             answers.put_nowait(None)
             await writer_task
