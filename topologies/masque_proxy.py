@@ -803,6 +803,9 @@ def run_guarded(prog: str, topo: Any, body: Callable[[], int]) -> int:
     cleanup makes the exit code non-zero. For scripts built on MasqueTopology."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_exit)
+    # Ctrl-C (or kill -INT) cleans up even when this was started with SIGINT ignored (a
+    # background job of a shell without job control), where Python leaves it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         code = body()

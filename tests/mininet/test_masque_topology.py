@@ -63,13 +63,9 @@ def _start_script(*flags: str) -> tuple[subprocess.Popen[str], dict[str, int], s
     PID file records and the network namespaces of its hosts (by inode)."""
     if mq.STATE_FILE.exists():
         pytest.skip(f"{mq.STATE_FILE} exists: another topology runs, or run --cleanup")
-    # SIGINT as at a terminal, even where this suite runs as a background job of a
-    # shell without job control (which starts it with SIGINT ignored, and Python keeps
-    # an ignored SIGINT ignored)
     proc = subprocess.Popen([sys.executable, str(REPO / "topologies" / "masque_proxy.py"),
                              *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.STDOUT, text=True, cwd=REPO)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("*** topology up"):
