@@ -341,9 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], Any, int | None]:
-    """The arguments, the schedulers, the link and the bottleneck (bits/s); exit 2 with one
-    line when one is wrong."""
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], dict[str, Any],
+                                                int | None]:
+    """The arguments, the schedulers, the impaired links by host and the bottleneck
+    (bits/s); exit 2 with one line when one is wrong."""
     from hostagent.schedulers import SCHEDULERS
 
     parser = build_parser()
@@ -361,21 +362,20 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], A
         parser.error("--repeat must be >= 1")
     if args.timeout <= 0:
         parser.error("--timeout must be > 0")
-    link, host_links = parse_links(parser, args, ["client", "proxy", BACKEND_HOST])
-    args.links = host_links
+    links = parse_links(parser, args, ["client", "proxy", BACKEND_HOST])
     bottleneck = parse_bottleneck(parser, args.bottleneck, args.target)
-    return args, schedulers, link, bottleneck
+    return args, schedulers, links, bottleneck
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, check the host, run the variants or open the CLI; clean up whatever happens."""
-    args, schedulers, link, bottleneck = parse_args(argv)
+    args, schedulers, links, bottleneck = parse_args(argv)
     from topologies import masque_proxy as mq
 
-    code = mq.preflight(PROG, args, bool(link or args.links), "topologies/llm_serving.py")
+    code = mq.preflight(PROG, args, bool(links), "topologies/llm_serving.py")
     if code is not None:
         return code
-    topo = mq.MasqueTopology(target=args.target, targets=1, link=link, host_links=args.links,
+    topo = mq.MasqueTopology(target=args.target, targets=1, host_links=links,
                              link_mode=args.link_mode, bottleneck_bps=bottleneck)
     return mq.run_guarded(PROG, topo, lambda: _body(topo, args, schedulers))
 

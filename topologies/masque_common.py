@@ -305,9 +305,9 @@ def print_report(table: str, runs: dict[str, dict[str, Any]], unit: str,
 
 def save_results(out_dir: Path, experiment: str, args: argparse.Namespace, link: LinkParams,
                  site: ExperimentSite, seed_result: str, settings: dict[str, Any],
-                 runs: dict[str, dict[str, Any]], raw: dict[str, Any]) -> tuple[str, Path]:
-    """Write `out_dir/NAME.json` (meta, summary, raw); NAME is `experiment`, with `_switch`
-    for --via switch. Returns NAME and the JSON's path."""
+                 runs: dict[str, dict[str, Any]], raw: dict[str, Any]) -> Path:
+    """Write `out_dir/NAME.json` (meta, summary, raw), NAME being `experiment` with
+    `_switch` for --via switch; the JSON's path."""
     name = experiment + ("_switch" if args.via == "switch" else "")
     meta = {"experiment": name, "via": args.via, "link": format_spec(link),
             "emulation": site.mode, **settings, "machine": platform.node(),
@@ -315,4 +315,4 @@ def save_results(out_dir: Path, experiment: str, args: argparse.Namespace, link:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps({"meta": meta, "summary": runs, "raw": raw}, indent=1))
-    return name, path
+    return path

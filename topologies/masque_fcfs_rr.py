@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "--size", str(args.size), "--mode", args.mode], args.timeout,
             lambda result: summarize(result, args.deadline))
     print_report(format_table(runs, args.deadline), runs, "conns", SEED_RESULT)
-    name, path = save_results(Path(args.out), "masque_fcfs_rr", args, link, site, SEED_RESULT, {
+    path = save_results(Path(args.out), "masque_fcfs_rr", args, link, site, SEED_RESULT, {
         "connections": args.connections, "size": args.size, "deadline": args.deadline,
         "mode": args.mode, "inner_scheduler": args.inner_scheduler}, runs, raw)
     png = cdf_plot(runs, path.with_suffix(".png"), args.deadline,

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             "--size", str(args.size), "--priorities", str(args.priorities),
             "--setup-first"], args.timeout, summarize)
     print_report(format_table(runs), runs, "streams", SEED_RESULT)
-    name, path = save_results(Path(args.out), "masque_nested", args, link, site, SEED_RESULT, {
+    path = save_results(Path(args.out), "masque_nested", args, link, site, SEED_RESULT, {
         "connections": args.connections, "streams": args.streams, "size": args.size,
         "priorities": args.priorities, "inner_scheduler": args.inner_scheduler}, runs, raw)
     png = bar_plot(runs, path.with_suffix(".png"),

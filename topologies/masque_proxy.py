@@ -846,29 +846,29 @@ def add_link_arguments(parser: argparse.ArgumentParser, client_default: str | No
 
 
 def parse_links(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                hosts: list[str]) -> tuple[LinkParams | None, dict[str, LinkParams]]:
-    """The client's link (--link) and the other hosts' (--host-link), checked against the
-    topology's `hosts`; a parser error (exit 2) on a bad one."""
-    link = None
+                hosts: list[str]) -> dict[str, LinkParams]:
+    """The impaired access links by host name: the client's (--link) and any host's
+    (--host-link), checked against the topology's `hosts`; a parser error (exit 2) on a
+    bad one. For `MasqueTopology(host_links=...)`."""
+    host_links: dict[str, LinkParams] = {}
     if args.link and args.link != "none":
         try:
-            link = parse_spec(args.link)
+            host_links["client"] = parse_spec(args.link)
         except ValueError as exc:
             parser.error(f"--link: {exc}")
-    host_links: dict[str, LinkParams] = {}
     for item in args.host_link:
         host, sep, spec = item.partition(":")
         if not sep or not host or not spec:
             parser.error(f"--host-link: expected HOST:SPEC, e.g. t1:rate=10mbit, got {item!r}")
         if host not in hosts:
             parser.error(f"--host-link: no host {host!r} (hosts: {', '.join(hosts)})")
-        if host in host_links or (host == "client" and link is not None):
+        if host in host_links:
             parser.error(f"--host-link: the link of {host} is given twice")
         try:
             host_links[host] = parse_spec(spec)
         except ValueError as exc:
             parser.error(f"--host-link {host}: {exc}")
-    return link, host_links
+    return host_links
 
 
 def parse_bottleneck(parser: argparse.ArgumentParser, value: str | None,
@@ -938,16 +938,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.targets <= MAX_TARGETS:
         parser.error(f"--targets must be 1..{MAX_TARGETS}, got {args.targets}")
-    link, host_links = parse_links(parser, args, [h.name for h in plan_hosts(args.targets)])
+    host_links = parse_links(parser, args, [h.name for h in plan_hosts(args.targets)])
     bottleneck = parse_bottleneck(parser, args.bottleneck, args.target)
     if args.count < 1:
         parser.error("--count must be >= 1")
-    code = preflight(PROG, args, bool(link or host_links), "topologies/masque_proxy.py")
+    code = preflight(PROG, args, bool(host_links), "topologies/masque_proxy.py")
     if code is not None:
         return code
     from mininet.cli import CLI
 
-    topo = MasqueTopology(target=args.target, targets=args.targets, link=link,
+    topo = MasqueTopology(target=args.target, targets=args.targets,
                           host_links=host_links, link_mode=args.link_mode,
                           bottleneck_bps=bottleneck, lock_wait=0.0)
 
