@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from aioquic.quic.configuration import QuicConfiguration
@@ -59,6 +60,17 @@ class Pair:
                 if all(c.get_timer() is None or c.get_timer() > self.now + 1 for c in
                        (self.client, self.server)):
                     return
+
+    def flight(self, lose: Collection[int] = ()) -> int:
+        """One round of the client's datagrams, the ones numbered in `lose` (0 is this
+        round's first) dropped on the way; the number of datagrams sent."""
+        datagrams = self.client.datagrams_to_send(now=self.now)
+        for n, (data, _) in enumerate(datagrams):
+            if n not in lose:
+                self.server.receive_datagram(data, CLIENT_ADDR, now=self.now)
+        while (event := self.server.next_event()) is not None:
+            self.server_events.append(event)
+        return len(datagrams)
 
     def sent_stream_frames(self) -> list[list[dict]]:
         """Per 1-RTT packet the client sent, its STREAM and RESET_STREAM frames, in order."""

@@ -139,6 +139,26 @@ def test_idle_streams_leave_and_come_back() -> None:
     assert not sched.is_registered(1)
 
 
+@pytest.mark.parametrize(("name", "after"), [("fcfs", [0, 1, 2]), ("fcfs-activation", [1, 2, 0])])
+def test_fcfs_by_creation_or_by_activation(name: str, after: list[int]) -> None:
+    """Stream 0 drains and gets data again: FCFS by creation puts it back at the head,
+    FCFS by activation (quic-go's send queue) behind the streams active meanwhile."""
+    sched = make_scheduler(name)
+    view = FakeView()
+    for stream_id in range(3):
+        sched.register(stream_id, StreamMeta())
+        view.pending_bytes[stream_id] = 100
+        sched.activate(stream_id)
+    assert sched.select(view, 10_000) == [0, 1, 2]
+    view.send(0, 100)
+    assert sched.select(view, 10_000) == [1, 2]
+    view.pending_bytes[0] = 50  # new data, or a retransmission
+    sched.activate(0)
+    assert sched.select(view, 10_000) == after
+    sched.activate(1)  # already active: keeps its place
+    assert sched.select(view, 10_000) == after
+
+
 def test_edf_expiry_returns_each_late_stream_once() -> None:
     sched = make_scheduler("edf")
     for stream_id, deadline in enumerate([1.0, 3.0, None, 2.0]):

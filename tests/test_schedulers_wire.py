@@ -208,3 +208,69 @@ def test_adopted_connection_follows_its_scheduler() -> None:
     assert flattened(plain.sent_stream_frames()) == ids
     with pytest.raises(TypeError):
         ScheduledQuicConnection.adopt(adopted, "rr")
+
+
+
+# -- FCFS by creation (`fcfs`) and by activation (`fcfs-activation`, quic-go's rule) ----------
+
+def stream_frames(pair: Pair) -> list[tuple[int, int, bool]]:
+    """(stream id, offset, fin) of every STREAM frame the client sent, in wire order."""
+    return [(f["stream_id"], f["offset"], f["fin"]) for p in pair.sent_stream_frames()
+            for f in p if f["frame_type"] == "stream"]
+
+
+def turns(frames: list[tuple[int, int, bool]], names: dict[int, str]) -> str:
+    """Which stream's data follows which on the wire, repeats collapsed ("abca")."""
+    return "".join(k for k, _ in itertools.groupby(names[f[0]] for f in frames))
+
+
+def lose_first_packet_of_a_drained_stream(scheduler: str) -> tuple[
+        list[tuple[int, int, bool]], dict[int, str]]:
+    """Stream A (2,000 B) drains in the first flight, whose first packet (A from offset 0)
+    is lost; B and C (20,000 B each) still have data when the loss is detected."""
+    pair = make_pair(scheduler)
+    a, b, c = (open_streams(pair, [StreamMeta()], size)[0] for size in (2000, 20000, 20000))
+    pair.flight(lose={0})
+    pair.pump()
+    frames = stream_frames(pair)
+    assert frames[0] == (a, 0, False) and frames[1][0] == a and frames[1][2], \
+        "A's two packets lead the first flight, the second with its FIN"
+    assert [f for f in frames if f[0] == a and f[1] == 0] == [(a, 0, False)] * 2, \
+        "A's offset 0 is sent twice: once lost, once retransmitted"
+    return frames, {a: "a", b: "b", c: "c"}
+
+
+def test_fcfs_by_creation_retransmits_a_drained_stream_at_once() -> None:
+    """Creation order: A keeps its place at the head, so its retransmission interrupts B."""
+    frames, names = lose_first_packet_of_a_drained_stream("fcfs")
+    assert turns(frames, names) == "ababc"
+
+
+def test_fcfs_by_activation_sends_a_retransmission_of_a_drained_stream_last() -> None:
+    """quic-go's rule: lost data of a stream that had drained re-activates it at the back,
+    behind B and C, which have been active (never drained) since they were opened; the
+    retransmission fills the rest of the packet that carries C's FIN."""
+    frames, names = lose_first_packet_of_a_drained_stream("fcfs-activation")
+    assert turns(frames, names) == "abca"
+    resent = next(n for n, f in enumerate(frames) if n >= 2 and names[f[0]] == "a")
+    assert names[frames[resent - 1][0]] == "c" and frames[resent - 1][2], \
+        "the retransmission comes right after C's last frame"
+
+
+@pytest.mark.parametrize(("scheduler", "expected"), [("fcfs", "ababc"),
+                                                     ("fcfs-activation", "abca")])
+def test_new_data_on_a_drained_stream(scheduler: str, expected: str) -> None:
+    """A drains, then the application writes to it again: FCFS by creation sends it next,
+    FCFS by activation after every stream that was active before A's new data."""
+    pair = make_pair(scheduler)
+    a = pair.client.open_stream(StreamMeta())
+    pair.client.send_stream_data(a, bytes(2000))
+    b, c = open_streams(pair, [StreamMeta()] * 2, 20000)
+    pair.flight()
+    first = stream_frames(pair)
+    assert [f[0] for f in first[:2]] == [a, a] and first[2][0] == b, "A drained, B started"
+    pair.client.send_stream_data(a, bytes(1000), end_stream=True)
+    pair.pump()
+    frames = stream_frames(pair)
+    assert turns(frames, {a: "a", b: "b", c: "c"}) == expected
+    assert frames[-1][2] and sum(1 for f in frames if f[0] == a and f[2]) == 1

@@ -11,8 +11,13 @@ Disciplines (`make_scheduler(name)`):
 
 - ``rr``: round robin per packet, as in the seed thesis: the stream at the head
   fills a packet, then moves to the back.
-- ``fcfs``: first come, first served: the first stream sends all its data before
-  the next one starts.
+- ``fcfs``: first come, first served in creation order: the first stream sends
+  all its data before the next one starts, and keeps its place for good (a
+  retransmission of an early stream goes before a later stream's new data).
+- ``fcfs-activation``: first come, first served in activation order, as quic-go's
+  send queue of the seed thesis's time: a stream joins the back of the queue each
+  time it becomes active (new data, or a retransmission after it had drained) and
+  stays at the front while it has data; a drained stream leaves the queue.
 - ``edf``: earliest deadline first; a stream whose deadline has passed is reset
   (``soft_deadline=True`` keeps it, served first as the most overdue).
 - ``abs``: absolute priority (smaller number first), FCFS within a level, on a
@@ -136,6 +141,10 @@ class RankedScheduler(StreamScheduler):
         if stream_id not in self.pifo and stream_id in self.meta:
             self.pifo.push(stream_id, self.rank(stream_id))
 
+    def deactivate(self, stream_id: int) -> None:
+        """The stream was found with nothing to send: it leaves the PIFO until `activate`."""
+        self.pifo.remove(stream_id)
+
     def select(self, view: SendView, budget: int) -> list[int]:
         chosen: list[int] = []
         total = 0
@@ -145,19 +154,63 @@ class RankedScheduler(StreamScheduler):
             if pending is None:
                 self.forget(stream_id)
                 continue
-            if pending > 0:  # idle streams leave the PIFO until activated again
+            if pending > 0:
                 chosen.append(stream_id)
                 total += pending
+            else:  # idle streams leave the PIFO until activated again
+                self.deactivate(stream_id)
         for stream_id in chosen:  # re-insert: they stay backlogged until sent
             self.pifo.push(stream_id, self.rank(stream_id))
         return chosen
 
 
 class FcfsScheduler(RankedScheduler):
+    """FCFS by creation: a stream's place is fixed when it is registered."""
+
     name = "fcfs"
 
     def rank(self, stream_id: int) -> tuple[float, ...]:
         return (self._seq[stream_id],)
+
+
+class FcfsActivationScheduler(RankedScheduler):
+    """FCFS by activation, as quic-go's send queue in the seed thesis's time.
+
+    quic-go appends a stream to its send queue when the stream reports data to
+    send and is not queued yet (`AddActiveStream`); the seed's FCFS keeps the
+    head stream at the front while it has data; a stream whose data is all sent
+    leaves the queue. So a stream that drained and then gets new data, or a
+    retransmission of lost data, goes to the back, behind every stream that was
+    active by then, while a stream that never drained keeps its place.
+
+    A drained stream is at the head (everything before it drained too), so the
+    next `select` finds it idle and drops its activation; the connection hook
+    runs `select` again right after every packet, before the application or a
+    loss can give the stream more data.
+    """
+
+    name = "fcfs-activation"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._activation: dict[int, int] = {}  # active streams: their activation number
+        self._activations = itertools.count()
+
+    def rank(self, stream_id: int) -> tuple[float, ...]:
+        return (self._activation[stream_id],)
+
+    def activate(self, stream_id: int) -> None:
+        if stream_id in self.meta and stream_id not in self._activation:
+            self._activation[stream_id] = next(self._activations)
+            self.pifo.push(stream_id, self.rank(stream_id))
+
+    def deactivate(self, stream_id: int) -> None:
+        if self._activation.pop(stream_id, None) is not None:
+            self.pifo.remove(stream_id)
+
+    def _on_forget(self, stream_id: int) -> None:
+        self._activation.pop(stream_id, None)
+        super()._on_forget(stream_id)
 
 
 class AbsScheduler(RankedScheduler):
@@ -319,13 +372,14 @@ class AioquicDefaultScheduler(StreamScheduler):
 
 SCHEDULERS: dict[str, type[StreamScheduler]] = {
     cls.name: cls
-    for cls in (RoundRobinScheduler, FcfsScheduler, EdfScheduler, AbsScheduler,
-                PifoAbsScheduler, MultiLevelScheduler, AioquicDefaultScheduler)
+    for cls in (RoundRobinScheduler, FcfsScheduler, FcfsActivationScheduler, EdfScheduler,
+                AbsScheduler, PifoAbsScheduler, MultiLevelScheduler, AioquicDefaultScheduler)
 }
 
 
 def make_scheduler(name: str, **options: object) -> StreamScheduler:
-    """A new scheduler by name (`rr`, `fcfs`, `edf`, `abs`, `pifo-abs`, `ml`, `aioquic-default`)."""
+    """A new scheduler by name (`rr`, `fcfs`, `fcfs-activation`, `edf`, `abs`, `pifo-abs`,
+    `ml`, `aioquic-default`)."""
     try:
         cls = SCHEDULERS[name]
     except KeyError:
