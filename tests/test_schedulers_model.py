@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostagent.schedulers import HeapPifo, SortedListPifo, StreamMeta, make_scheduler
+from hostagent.schedulers import (
+    HeapPifo,
+    LinearScanPifo,
+    SortedListPifo,
+    StreamMeta,
+    make_scheduler,
+)
 
 
 class FakeView:
@@ -28,7 +34,7 @@ class FakeView:
         self.sent[stream_id] = self.sent.get(stream_id, 0) + take
 
 
-@pytest.mark.parametrize("cls", [SortedListPifo, HeapPifo])
+@pytest.mark.parametrize("cls", [LinearScanPifo, SortedListPifo, HeapPifo])
 def test_pifo_orders_by_rank_then_insertion(cls: type) -> None:
     q = cls()
     for item, rank in [("a", 3), ("b", 1), ("c", 3), ("d", 0), ("e", 1)]:
@@ -54,20 +60,20 @@ operations = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(operations)
-def test_heap_and_sorted_list_pifo_agree(ops: list[tuple[str, int, int]]) -> None:
-    a, b = SortedListPifo(), HeapPifo()
+def test_heap_and_sorted_list_pifos_agree(ops: list[tuple[str, int, int]]) -> None:
+    a, b, c = SortedListPifo(), HeapPifo(), LinearScanPifo()
     for op, item, rank in ops:
         if op == "push":
-            a.push(item, rank)
-            b.push(item, rank)
+            for q in (a, b, c):
+                q.push(item, rank)
         elif op == "remove":
-            a.remove(item)
-            b.remove(item)
+            for q in (a, b, c):
+                q.remove(item)
         elif len(a):
-            assert a.pop() == b.pop()
-        assert len(a) == len(b)
-        assert (item in a) == (item in b)
-    assert list(a) == list(b)
+            assert a.pop() == b.pop() == c.pop()
+        assert len(a) == len(b) == len(c)
+        assert (item in a) == (item in b) == (item in c)
+    assert list(a) == list(b) == list(c)
 
 
 scheduler_runs = st.lists(

@@ -16,12 +16,13 @@ from hostagent.schedulers.disciplines import (
     StreamScheduler,
     make_scheduler,
 )
-from hostagent.schedulers.pifo import HeapPifo, Pifo, SortedListPifo
+from hostagent.schedulers.pifo import HeapPifo, LinearScanPifo, Pifo, SortedListPifo
 
 __all__ = [
     "DEADLINE_EXPIRED",
     "SCHEDULERS",
     "HeapPifo",
+    "LinearScanPifo",
     "Pifo",
     "ScheduledQuicConnection",
     "SortedListPifo",

@@ -21,7 +21,7 @@ Disciplines (`make_scheduler(name)`):
 - ``edf``: earliest deadline first; a stream whose deadline has passed is reset
   (``soft_deadline=True`` keeps it, served first as the most overdue).
 - ``abs``: absolute priority (smaller number first), FCFS within a level, on a
-  sorted list.
+  sorted list that inserts by scanning from the head (the seed's base ABS).
 - ``pifo-abs``: the same order as ``abs`` from a binary heap (O(log n)).
 - ``ml``: multi-level: streams with ``priority <= high_priority_max`` are served
   first by EDF, the rest by round robin.
@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, cast
 
-from hostagent.schedulers.pifo import HeapPifo, Pifo, SortedListPifo
+from hostagent.schedulers.pifo import HeapPifo, LinearScanPifo, Pifo
 
 #: Priority of streams registered without one. Smaller numbers are served first.
 DEFAULT_PRIORITY = 0
@@ -214,10 +214,11 @@ class FcfsActivationScheduler(RankedScheduler):
 
 
 class AbsScheduler(RankedScheduler):
-    """Absolute priority on a sorted list (the seed thesis's ABS)."""
+    """Absolute priority on a sorted list with insertion by linear scan (the seed thesis's
+    base ABS)."""
 
     name = "abs"
-    pifo_factory: ClassVar[Callable[[], Pifo]] = SortedListPifo
+    pifo_factory: ClassVar[Callable[[], Pifo]] = LinearScanPifo
 
     def rank(self, stream_id: int) -> tuple[float, ...]:
         return (self.meta[stream_id].priority, self._seq[stream_id])

@@ -1,11 +1,14 @@
 """Push-in first-out queues: the data structure behind rank-ordered stream scheduling.
 
-Two implementations with one interface, so the ABS discipline can run on
-either and the benchmark can compare them on the same operations (insert,
+Three implementations with one interface, so the ABS discipline can run on
+any of them and the benchmark can compare them on the same operations (insert,
 extract the minimum, re-insert):
 
-- `SortedListPifo`: a Python list kept sorted with `bisect.insort`; extract is
-  `pop(0)`. O(n) insert and extract: the "sorted list" of the seed thesis.
+- `LinearScanPifo`: a Python list kept sorted by scanning it from the head for
+  the insertion point; extract is `pop(0)`. O(n) compared items per insert: the
+  seed thesis's base ABS ("a sorted list, inserts by scanning it").
+- `SortedListPifo`: the same list, the insertion point found by binary search
+  (`bisect.insort`): O(log n) comparisons, still an O(n) memory move.
 - `HeapPifo`: a binary heap (`heapq`); O(log n) insert and extract. Removal of
   an arbitrary item is lazy (marked, skipped when it surfaces).
 
@@ -88,6 +91,23 @@ class SortedListPifo:
 
     def __iter__(self) -> Iterator[Hashable]:
         return (item for _, _, item in list(self._entries))
+
+
+class LinearScanPifo(SortedListPifo):
+    """PIFO as a sorted list, insertion point found by a linear scan (the seed's base ABS)."""
+
+    def push(self, item: Hashable, rank: Rank) -> None:
+        if item in self._key:
+            self.remove(item)
+        entry = (rank, next(self._seq), item)
+        self._key[item] = entry
+        entries = self._entries
+        at = len(entries)
+        for n, queued in enumerate(entries):  # from the head: FCFS within a rank
+            if queued > entry:
+                at = n
+                break
+        entries.insert(at, entry)
 
 
 class HeapPifo:
