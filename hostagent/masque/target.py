@@ -66,9 +66,12 @@ class UdpEcho(asyncio.DatagramProtocol):
 class EchoTargets:
     """The QUIC and/or UDP echo servers of one `mp-target` process."""
 
-    def __init__(self, scheduler: str = "rr") -> None:
+    def __init__(self, scheduler: str = "rr", max_streams: int | None = None) -> None:
         make_scheduler(scheduler)
+        if max_streams is not None and max_streams < 1:
+            raise ValueError(f"max_streams must be >= 1, got {max_streams}")
         self.scheduler = scheduler
+        self.max_streams = max_streams
         self.quic_server: QuicServer | None = None
         self.quic_port: int | None = None
         self.udp: UdpEcho | None = None
@@ -80,9 +83,12 @@ class EchoTargets:
         config = echo_configuration(is_client=False)
         with credential_files(certificate, private_key) as (cert, key):
             config.load_cert_chain(cert, key)
-        scheduler = self.scheduler
+        scheduler, max_streams = self.scheduler, self.max_streams
 
         def create(connection: QuicConnection, **kwargs: Any) -> EchoProtocol:
+            if max_streams is not None:  # aioquic has no setting: its limit before the handshake
+                limit = connection._local_max_streams_bidi
+                limit.value = limit.sent = max_streams
             return EchoProtocol(ScheduledQuicConnection.adopt(connection, scheduler), **kwargs)
 
         self.quic_server = await serve(host, port, configuration=config, create_protocol=create)

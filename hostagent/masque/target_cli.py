@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--udp", metavar="HOST:PORT", help="serve UDP echo on this address")
     parser.add_argument("--scheduler", default="rr", choices=list(SCHEDULERS),
                         help="stream scheduler of the QUIC echo server (default rr)")
+    parser.add_argument("--max-streams", type=int, metavar="N",
+                        help="bidirectional streams a client may have open at once "
+                        "(default: aioquic's 128)")
     parser.add_argument("--certificate", help="PEM certificate (default: self-signed)")
     parser.add_argument("--private-key", help="PEM key (default: self-signed)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.quic and not args.udp:
         parser.error("give --quic HOST:PORT, --udp HOST:PORT or both")
+    if args.max_streams is not None and args.max_streams < 1:
+        parser.error("--max-streams must be >= 1")
     try:
         quic = parse_host_port(args.quic) if args.quic else None
         udp = parse_host_port(args.udp) if args.udp else None
@@ -44,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
 
     async def run(stop: asyncio.Event) -> None:
-        targets = EchoTargets(args.scheduler)
+        targets = EchoTargets(args.scheduler, args.max_streams)
         try:
             if quic:
                 await targets.start_quic(*quic, args.certificate, args.private_key)

@@ -78,8 +78,10 @@ class ScheduledQuicConnection(QuicConnection):
         self.scheduler = make_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
         self._mp_queue: list[QuicStream] = []
         self._mp_reserved: set[int] = set()  # registered by open_stream, not yet created
+        self._mp_assigned = False  # aioquic has just stored the list (see the getter)
         self.expired_streams: list[int] = []
         super().__init__(*args, **kwargs)
+        self._mp_assigned = False
 
     @classmethod
     def adopt(cls, connection: QuicConnection,
@@ -94,6 +96,7 @@ class ScheduledQuicConnection(QuicConnection):
         adopted.scheduler = make_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
         adopted._mp_queue = queue
         adopted._mp_reserved = set()
+        adopted._mp_assigned = False
         adopted.expired_streams = []
         return adopted
 
@@ -101,47 +104,56 @@ class ScheduledQuicConnection(QuicConnection):
     @property  # type: ignore[override]
     def _streams_queue(self) -> list[QuicStream]:
         queue = self._mp_queue
-        if self.scheduler.reorders and queue:
+        if self._mp_assigned:
+            # aioquic reads the list once more right after storing it (to append the
+            # streams that sent): arranged a moment ago, before it stored it
+            self._mp_assigned = False
+        elif self.scheduler.reorders and queue:
             self._arrange(queue)
         return queue
 
     @_streams_queue.setter
     def _streams_queue(self, value: list[QuicStream]) -> None:
         self._mp_queue = value
+        self._mp_assigned = True
 
     def _arrange(self, queue: list[QuicStream]) -> None:
         # The getter also runs inside aioquic's bookkeeping, when the streams that just
         # sent are briefly out of the list, so liveness comes from `_streams`, not `queue`.
+        # This runs two times per packet over every stream: the checks are inlined.
         scheduler = self.scheduler
+        registered = scheduler.meta
+        activate = scheduler.activate
         streams: dict[int, QuicStream] = self._streams
         reserved = self._mp_reserved
         control: list[QuicStream] = []
         for stream in queue:
-            stream_id = cast(int, stream.stream_id)  # aioquic's Optional: always set here
-            if stream.sender.reset_pending:  # a RESET_STREAM must not wait behind data
+            sender = stream.sender
+            if sender.reset_pending:  # a RESET_STREAM must not wait behind data
                 control.append(stream)
                 continue
-            if not pending_bytes(stream):
+            if sender.buffer_is_empty or stream.is_blocked:  # pending_bytes(stream) == 0
                 continue
-            if not scheduler.is_registered(stream_id):
+            stream_id = cast(int, stream.stream_id)  # aioquic's Optional: always set here
+            if stream_id not in registered:
                 if stream_id & 2:  # unregistered unidirectional: HTTP/3 control, QPACK
                     control.append(stream)
                     continue
                 scheduler.register(stream_id, StreamMeta())
-            scheduler.activate(stream_id)
+            activate(stream_id)
         if reserved:
-            reserved.difference_update(streams)
-        if len(scheduler.meta) > len(streams) + len(reserved):  # aioquic discarded some
-            for stream_id in [s for s in scheduler.meta
-                              if s not in streams and s not in reserved]:
+            reserved.difference_update([s for s in reserved if s in streams])
+        if len(registered) > len(streams) + len(reserved):  # aioquic discarded some
+            for stream_id in [s for s in registered if s not in streams and s not in reserved]:
                 scheduler.forget(stream_id)
         chosen = scheduler.select(_StreamsView(streams, reserved), 2 * self._max_datagram_size)
-        in_queue = {id(s) for s in queue}
-        head = control + [streams[s] for s in chosen if id(streams[s]) in in_queue]
-        if not head:
+        head = control + [streams[s] for s in chosen
+                          if streams[s] in queue and streams[s] not in control]
+        if not head or queue[:len(head)] == head:
             return
-        placed = {id(s) for s in head}
-        queue[:] = head + [s for s in queue if id(s) not in placed]
+        for stream in head:  # a few streams: list.remove is a C loop
+            queue.remove(stream)
+        queue[:0] = head
 
     # -- application API --------------------------------------------------------------------
     def open_stream(self, meta: StreamMeta | None = None, is_unidirectional: bool = False) -> int:
