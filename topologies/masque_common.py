@@ -9,14 +9,16 @@ the proxy host's CPU seconds per MB, beside completion and latency. On the fast
 path the inner packets bypass the outer HTTP/3 connection, so the outer stream
 scheduler has no say over them there.
 
-    client ns (mpmq-cl)  ==emulated link==  proxy ns (mpmq-px)  --plain veth--  target ns
-    10.252.0.1/30                            10.252.0.2/30 | 10.252.1.1/30      10.252.1.2/30
+    client ns (mpmq-cl<run>)  ==emulated link==  proxy ns (mpmq-px<run>)  --plain veth--  target ns
+    10.252.0.1/30                                 10.252.0.2/30 | 10.252.1.1/30      10.252.1.2/30
 
-The impairment (rate, delay, loss; the same each way) is on the client-proxy
+The namespace names end in a per-run tag (this process's id), so runs on one
+machine do not meet. The impairment (rate, delay, loss) is on the client-proxy
 link only, where the outer HTTP/3 connection runs, as in the seed thesis: that
-is where the outer stream scheduler decides. The proxy-target link is a plain
-veth pair without impairment. The proxy relays only to the target subnet
-(`--allow 10.252.1.0/30`).
+is where the outer stream scheduler decides. `placement` says on which egress:
+the client's only (client to proxy, as a netem qdisc on one interface),
+the proxy's only, or both. The proxy-target link is a plain veth pair without
+impairment. The proxy relays only to the target subnet (`--allow 10.252.1.0/30`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -40,7 +43,9 @@ from topologies.linkemu import LinkParams, format_spec, parse_spec
 from topologies.netns_link import EmulatedLink, netns_exists
 from topologies.nsprocess import NamespaceProcess, ProcessFailed, python_module
 
-CLIENT_NS, PROXY_NS, TARGET_NS = "mpmq-cl", "mpmq-px", "mpmq-tg"
+RUN_TAG = str(os.getpid() % 100000)  # per run: other runs may share the machine
+CLIENT_NS, PROXY_NS, TARGET_NS = (f"mpmq-cl{RUN_TAG}", f"mpmq-px{RUN_TAG}",
+                                  f"mpmq-tg{RUN_TAG}")
 CLIENT_ADDR, PROXY_ADDR = "10.252.0.1/30", "10.252.0.2/30"
 PROXY_TARGET_SIDE, TARGET_ADDR = "10.252.1.1/30", "10.252.1.2/30"
 TARGET_NET = "10.252.1.0/30"
@@ -98,10 +103,26 @@ class PlainLink:
         self._made_ns.clear()
 
 
+#: where the impairment goes: the egress of the client (towards the proxy), of the proxy
+#: (towards the client), or both
+PLACEMENTS = ("client-egress", "proxy-egress", "both")
+
+
+def directions(link: LinkParams, placement: str) -> tuple[LinkParams | None,
+                                                          LinkParams | None]:
+    """(client to proxy, proxy to client) impairment for `placement` (None: a plain wire)."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    return (link if placement in ("client-egress", "both") else None,
+            link if placement in ("proxy-egress", "both") else None)
+
+
 @contextlib.contextmanager
-def masque_topology(link: LinkParams, emulation: str = "auto") -> Iterator[EmulatedLink]:
+def masque_topology(link: LinkParams, emulation: str = "auto",
+                    placement: str = "both") -> Iterator[EmulatedLink]:
     """Client, proxy and target namespaces; the emulated link (for its mode) while inside."""
-    with EmulatedLink(CLIENT_NS, CLIENT_ADDR, PROXY_NS, PROXY_ADDR, link, link,
+    to_proxy, to_client = directions(link, placement)
+    with EmulatedLink(CLIENT_NS, CLIENT_ADDR, PROXY_NS, PROXY_ADDR, to_proxy, to_client,
                       prefer=emulation, static_arp=True) as em, \
             PlainLink(PROXY_NS, PROXY_TARGET_SIDE, TARGET_NS, TARGET_ADDR):
         yield em
@@ -211,14 +232,17 @@ def check_host(via: str, prog: str) -> bool:
 class ExperimentSite:
     """Runs the workload for a `Variant` where --via says; `mode` is how the link is emulated."""
 
-    def __init__(self, via: str, link: LinkParams, emulation: str) -> None:
-        self.via, self.link, self.emulation = via, link, emulation
+    def __init__(self, via: str, link: LinkParams, emulation: str,
+                 placement: str = "both") -> None:
+        directions(link, placement)  # a bad placement fails here, before anything is built
+        self.via, self.link, self.emulation, self.placement = via, link, emulation, placement
         self.mode = "userspace"
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> ExperimentSite:
         if self.via == "namespaces":
-            self.mode = self._stack.enter_context(masque_topology(self.link, self.emulation)).mode
+            self.mode = self._stack.enter_context(
+                masque_topology(self.link, self.emulation, self.placement)).mode
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,9 @@ and echoes `--streams` streams of `--size` bytes with the QUIC echo target
 (scheduled by `--inner-scheduler`). Two timings:
 
 - all at once (default): every tunnel, handshake and request starts at t0; a
-  connection's latency is from t0 to its last echoed byte (the FCFS-vs-RR run);
+  connection's latency is from its tunnel's stream open (the CONNECT-UDP request,
+  `opened` after t0) to its last echoed byte, as the seed measured (the
+  FCFS-vs-RR run);
 - `--setup-first`: every tunnel and handshake first, then all streams at t0; a
   stream's latency is from t0 to its last echoed byte (the nested-priority run).
 
@@ -44,7 +46,8 @@ class Record:
     priority: int  # the tunnel's (outer) priority
     stream_priority: int  # the stream's priority in its inner connection
     size: int
-    latency: float | None = None  # seconds from t0 to the whole echo; None: not done
+    latency: float | None = None  # seconds to the whole echo (see the module); None: not done
+    opened: float | None = None  # seconds from t0 to the tunnel's stream open (all at once)
     error: str | None = None
     fastpath: bool = False  # the tunnel's packets went through the switch's fast path
 
@@ -83,6 +86,10 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
 
         async def connection(c: int) -> None:
             mine = by_conn[c]
+            opened = loop.time()  # open_udp opens the request stream before its first await
+            if not setup_first:
+                for record in mine:
+                    record.opened = opened - t0
             try:
                 tunnel = await client.open_udp(*target, mode=mode,
                                                meta=StreamMeta(priority=mine[0].priority),
@@ -98,7 +105,7 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
                            for r in mine]
                 for record, fut in pending:
                     answer = await fut
-                    record.latency = loop.time() - t0
+                    record.latency = loop.time() - (t0 if setup_first else opened)
                     if len(answer) != size:
                         record.error = f"echo of {len(answer)} bytes"
             except (MasqueError, TimeoutError, OSError) as exc:
@@ -127,7 +134,9 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
         for inner in inners:
             if inner is not None:
                 inner.close()
-    finished = [r.latency for r in records if r.latency is not None]
+    # from t0 until the last echo (opened is None with --setup-first: t0 is the start)
+    finished = [r.latency + (0.0 if setup_first else r.opened or 0.0)
+                for r in records if r.latency is not None]
     return {"records": [asdict(r) for r in records], "setup_time": setup_time,
             "total_time": max(finished) if len(finished) == len(records) else None,
             "elapsed": total, "wall": time.monotonic() - started}

@@ -13,11 +13,45 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _leftovers() -> list[str]:
+def _run(argv: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run an experiment module; its outcome and the run tag its namespace names end in
+    (its process id, see topologies.masque_common.RUN_TAG)."""
+    with subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=REPO) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # by PID: the experiment's own process
+            out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), str(
+        proc.pid % 100000)
+
+
+def _leftovers(tag: str) -> list[str]:
+    """This run's namespaces still there (other sessions' runs have other tags)."""
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    procs = subprocess.run(["pgrep", "-f", "hostagent.masque.(proxy_cli|target_cli|workload)"],
-                           capture_output=True, text=True).stdout.split()
-    return [line for line in namespaces.splitlines() if line.startswith("mpmq-")] + procs
+    return [line for line in namespaces.splitlines()
+            if line.startswith("mpmq-") and line.split()[0].endswith(tag)]
+
+
+def test_impairment_placement() -> None:
+    from topologies.linkemu import parse_spec
+    from topologies.masque_common import directions
+
+    link = parse_spec("rate=5mbit,delay=50ms,loss=1.5%")
+    assert directions(link, "client-egress") == (link, None)
+    assert directions(link, "proxy-egress") == (None, link)
+    assert directions(link, "both") == (link, link)
+    with pytest.raises(ValueError, match="placement must be one of"):
+        directions(link, "sideways")
+
+
+def test_switch_takes_only_both_directions() -> None:
+    out = subprocess.run([sys.executable, "-m", "topologies.masque_fcfs_rr", "--via", "switch",
+                          "--impair", "client-egress"], capture_output=True, text=True,
+                         cwd=REPO, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith("--impair both")
 
 
 @pytest.mark.parametrize("module", ["topologies.masque_fcfs_rr", "topologies.masque_nested"])
@@ -41,48 +75,56 @@ def test_fastpath_without_the_switch_is_a_one_line_error(module: str) -> None:
 @pytest.mark.timeout(300)
 def test_small_fcfs_rr_run_through_the_switch_with_and_without_the_fast_path(
         tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "topologies.masque_fcfs_rr", "--via", "switch", "--variants",
-         "rr", "--connections", "4", "--size", "20000", "--timeout", "40", "--out",
-         str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=240)
+    out, tag = _run(
+        ["topologies.masque_fcfs_rr", "--via", "switch", "--variants", "rr", "--runs", "1",
+         "--connections", "4", "--size", "20000", "--timeout", "40", "--out",
+         str(tmp_path)], timeout=240)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_fcfs_rr_switch.json").read_text())
     off, on = data["summary"]["rr, fast path off"], data["summary"]["rr, fast path on"]
     for row in (off, on):
-        assert row["connections"] == 4 and row["finished"] == 4, row
+        assert row["connections"] == 4 and row["runs"][0]["finished"] == 4, row
         assert row["mb_echoed"] == pytest.approx(4 * 2 * 20000 / 1e6)
         assert row["proxy_cpu_s"] is not None
     assert off["fastpath_streams"] == 0 and on["fastpath_streams"] == 4
     assert "proxy CPU s" in out.stdout
-    assert not _leftovers()
+    assert not _leftovers(tag)
 
 
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_small_fcfs_rr_run(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "topologies.masque_fcfs_rr", "--connections", "8",
-         "--size", "4096", "--timeout", "40", "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=240)
+    out, tag = _run(
+        ["topologies.masque_fcfs_rr", "--connections", "8", "--size", "4096", "--runs", "2",
+         "--variants", "fcfs-activation,rr,fcfs", "--timeout", "40", "--out", str(tmp_path)],
+        timeout=400)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_fcfs_rr.json").read_text())
-    assert set(data["summary"]) == {"fcfs", "rr"}
+    assert data["meta"]["impair"] == "client-egress" and data["meta"]["runs"] == 2
+    assert set(data["summary"]) == {"fcfs-activation", "rr", "fcfs"}
     for variant, row in data["summary"].items():
-        assert row["connections"] == 8 and row["finished"] == 8, (variant, row)
+        assert [r["finished"] for r in row["runs"]] == [8, 8], (variant, row)
+        assert len(row["on_time"]) == 2 and row["all_finished_runs"] == 2
+        for result in data["raw"][variant]:
+            for record in result["records"]:  # latency counts from the tunnel's open
+                assert 0 <= record["opened"] < record["opened"] + record["latency"] <= \
+                    result["total_time"] + 1e-9
     assert (tmp_path / "masque_fcfs_rr.png").stat().st_size > 10_000
-    assert re.search(r"^outer +conns", out.stdout, re.MULTILINE)
-    assert not _leftovers()
+    table = re.search(r"^outer +runs .*seed all$", out.stdout, re.MULTILINE)
+    assert table, out.stdout
+    assert re.search(r"^fcfs-activation .* 17% +~24$", out.stdout, re.MULTILINE)
+    assert re.search(r"^rr .* 68% +~15$", out.stdout, re.MULTILINE)
+    assert not _leftovers(tag)
 
 
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_small_nested_run(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "topologies.masque_nested", "--connections", "3",
-         "--streams", "4", "--priorities", "3", "--timeout", "40", "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=240)
+    out, tag = _run(
+        ["topologies.masque_nested", "--connections", "3", "--streams", "4", "--priorities",
+         "3", "--timeout", "40", "--out", str(tmp_path)], timeout=240)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_nested.json").read_text())
     assert set(data["summary"]) == {"abs", "rr", "fcfs"}
@@ -90,4 +132,4 @@ def test_small_nested_run(tmp_path: Path) -> None:
         assert row["unfinished"] == 0, (variant, row)
         assert sorted(row["mean_by_priority"]) == ["1", "2", "3"]  # JSON keys
     assert (tmp_path / "masque_nested.png").stat().st_size > 10_000
-    assert not _leftovers()
+    assert not _leftovers(tag)

@@ -24,6 +24,13 @@ from hostagent.llm.router.workloads import (
 #: What the seed states for the unpredictable workload: the learned router serves above
 #: 96% of peak performance 4.1x, and above 98% 2.3x, as often as static serving.
 SEED_RATIO = {0.96: 4.1, 0.98: 2.3}
+#: The seed thesis's Table 2: windows of 20 requests of the first unpredictable workload
+#: whose mean reward meets each level, for the policy, OPT-6.7B only and OPT-1.3B only.
+SEED_TABLE2: dict[float, tuple[int, int, int]] = {
+    1.00: (142, 307, 0), 0.99: (470, 307, 0), 0.98: (713, 307, 0), 0.96: (1264, 307, 0),
+    0.94: (1723, 625, 154)}
+#: Table 2's columns: our router for each of the seed's (the medium model is OPT-1.3B).
+TABLE2_ROUTERS = (("policy", "dqn"), ("OPT-6.7B", "large-only"), ("OPT-1.3B", "medium-only"))
 SEED_AVAILABILITY = "seed: availability kept at over 10x higher request rates than static"
 
 
@@ -70,6 +77,39 @@ def unpredictable_table(routers: Mapping[str, Policy], seeds: Sequence[int] = (1
         row["mean"] = sum(sum(run) for run in runs) / max(sum(len(run) for run in runs), 1)
         table[name] = row
     return table
+
+
+def table2(routers: Mapping[str, Policy], seed: int = 1, duration: float = 600.0
+           ) -> dict[str, dict[str, float]]:
+    """The seed's Table 2 in its shape: per router, how many non-overlapping windows of 20
+    requests of one unpredictable workload (`seed`) reach each quality level; also the
+    number of windows ("windows") and requests ("requests")."""
+    arrivals, _ = unpredictable(seed=seed, duration=duration)
+    out: dict[str, dict[str, float]] = {}
+    for name, router in routers.items():
+        rewards = simulate(arrivals, router).rewards
+        windows = len(rewards) // 20
+        row: dict[str, float] = {f"{level:.2f}": round(share * windows)
+                                 for level, share in window_shares(rewards).items()}
+        out[name] = {**row, "windows": windows, "requests": len(rewards)}
+    return out
+
+
+def format_table2(table: Mapping[str, Mapping[str, float]]) -> str:
+    """Table 2 with the seed's counts beside ours (ours / seed per cell)."""
+    head = (f"{'level':<7} " + " ".join(f"{label + ' (' + name + ')':>26}"
+                                        for label, name in TABLE2_ROUTERS))
+    lines = ["windows of 20 requests meeting the level, ours / seed", head, "-" * len(head)]
+    for level in QUALITY_LEVELS:
+        key = f"{level:.2f}"
+        cells = [f"{table[name][key]:.0f} / {SEED_TABLE2[level][i]}"
+                 for i, (_, name) in enumerate(TABLE2_ROUTERS)]
+        lines.append(f"{('= ' if level == 1.0 else '>= ') + key:<7} "
+                     + " ".join(f"{c:>26}" for c in cells))
+    first = table[TABLE2_ROUTERS[0][1]]
+    lines.append(f"ours: {first['windows']:.0f} windows ({first['requests']:.0f} requests); "
+                 "seed: windows per workload n/a")
+    return "\n".join(lines)
 
 
 def format_stable(table: Mapping[float, Mapping[str, float]]) -> str:
