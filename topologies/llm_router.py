@@ -10,12 +10,19 @@ the mean reward (normalized accuracy when the answer arrived within the end-to-e
 deadline, else 0), per class, and the model mix.
 
     python -m topologies.llm_router [--requests 90] [--rate 0] [--router dqn] [--out results/llm]
+
+The seed's Tables 3 and 4 in their shape (rows: network schedulers and TLS/TCP; columns:
+large model only, OPT-1.3B only, the policy; ours beside the seed's):
+
+    python -m topologies.llm_router --routers large-only,medium-only,dqn --workload stable
+    python -m topologies.llm_router --routers large-only,medium-only,dqn --workload unpredictable
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -35,13 +42,33 @@ DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=0.5%"
 QUIC_VARIANTS = ("rr", "fcfs", "edf", "abs", "ml")
 TCP_VARIANTS = ("tcp-n", "tcp-1")
 ALL_VARIANTS = QUIC_VARIANTS + TCP_VARIANTS
-FRONTEND_NS, BACKEND_NS = "mprt-fe", "mprt-be"
+_RUN = os.getpid() % 100000  # per-run namespace names: other runs may share the machine
+FRONTEND_NS, BACKEND_NS = f"mprt-fe{_RUN}", f"mprt-be{_RUN}"
 FRONTEND_ADDR, BACKEND_ADDR = "10.251.2.1/30", "10.251.2.2/30"
 PORT = 4433
+#: --workload: burst (all --requests at once, or Poisson at --rate), stable (Poisson at
+#: --rate, default 8/s) or unpredictable (--duration s of random phases)
+WORKLOADS = ("burst", "stable", "unpredictable")
+STABLE_RATE = 8.0
+#: the seed's row for each of our variants, and its column for each of our routers
+SEED_ROWS = {"rr": "QUIC-RR", "fcfs": "QUIC-FCFS", "edf": "QUIC-EDF", "abs": "QUIC-ABS",
+             "ml": "QUIC-ML", "tcp-n": "TLS/TCP", "tcp-1": "TLS/TCP 1 conn"}
+SEED_COLUMNS = {"large-only": "OPT-2.7B only", "medium-only": "OPT-1.3B only",
+                "dqn": "policy"}
+#: the seed thesis's Tables 3 (stable) and 4 (unpredictable): mean score per row and column
+SEED_TABLES: dict[str, dict[str, tuple[float, float, float]]] = {
+    "stable": {"QUIC-RR": (0.20, 0.25, 0.42), "QUIC-FCFS": (0.19, 0.24, 0.36),
+               "QUIC-EDF": (0.21, 0.37, 0.52), "QUIC-ABS": (0.20, 0.35, 0.49),
+               "QUIC-ML": (0.21, 0.29, 0.45), "TLS/TCP": (0.20, 0.24, 0.41),
+               "TLS/TCP 1 conn": (0.18, 0.22, 0.31)},
+    "unpredictable": {"QUIC-RR": (0.19, 0.54, 0.42), "QUIC-FCFS": (0.17, 0.53, 0.36),
+                      "QUIC-EDF": (0.19, 0.64, 0.48), "QUIC-ABS": (0.18, 0.62, 0.46),
+                      "QUIC-ML": (0.19, 0.57, 0.44), "TLS/TCP": (0.18, 0.54, 0.41),
+                      "TLS/TCP 1 conn": (0.16, 0.51, 0.35)}}
 
 
 def run_variant(variant: str, requests: int, rate: float, seed: int, router: str,
-                timeout: float) -> list[dict[str, Any]]:
+                timeout: float, unpredictable_s: float = 0.0) -> list[dict[str, Any]]:
     """One variant: per request, the front-end's result joined with the back-end's choice."""
     transport, scheduler = ("quic", variant) if variant in SCHEDULERS else (variant, "fcfs")
     ip = BACKEND_ADDR.split("/")[0]
@@ -55,11 +82,12 @@ def run_variant(variant: str, requests: int, rate: float, seed: int, router: str
             front = NamespaceProcess(FRONTEND_NS, python_module(
                 "hostagent.llm.router.serving", "frontend", "--connect", f"{ip}:{PORT}",
                 "--transport", transport, "--scheduler", scheduler, "--requests",
-                str(requests), "--rate", str(rate), "--seed", str(seed),
-                "--timeout", str(timeout), "--json", "-"),
+                str(requests), "--rate", str(rate), "--unpredictable", str(unpredictable_s),
+                "--seed", str(seed), "--timeout", str(timeout), "--json", "-"),
                 capture_stdout=True, name="router front-end")
             front.start()
-            out = front.communicate(timeout=timeout + requests / max(rate, 1) + 30)
+            out = front.communicate(timeout=timeout + requests / max(rate, 1)
+                                    + unpredictable_s + 30)
             if front.poll() != 0:
                 raise ProcessFailed(f"front-end failed ({front.poll()}): "
                                     f"{' | '.join(list(front.output)[-5:])}")
@@ -121,6 +149,29 @@ def format_tables(summaries: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_seed_table(summaries: dict[str, dict[str, dict[str, Any]]], workload: str) -> str:
+    """The seed's Table 3 (stable) or 4 (unpredictable) in its shape: mean score per
+    scheduler (row) and router (column), ours / the seed's ("n/a" where it has none)."""
+    routers = list(summaries)
+    variants = list(next(iter(summaries.values())))
+    seed = SEED_TABLES.get(workload, {})
+    number = {"stable": "3", "unpredictable": "4"}.get(workload, "3/4")
+    head = f"{'':<16} " + " ".join(
+        f"{SEED_COLUMNS.get(r, r) + ' (' + r + ')':>28}" for r in routers)
+    lines = [f"Table {number} ({workload} workload): mean score, ours / seed", head,
+             "-" * len(head)]
+    for v in variants:
+        row = SEED_ROWS.get(v, v)
+        cells = []
+        for r in routers:
+            ours = summaries[r][v]["reward"]
+            col = list(SEED_COLUMNS).index(r) if r in SEED_COLUMNS else None
+            theirs = (f"{seed[row][col]:.2f}" if row in seed and col is not None else "n/a")
+            cells.append(f"{'-' if ours is None else f'{ours:.2f}'} / {theirs}")
+        lines.append(f"{row:<16} " + " ".join(f"{c:>28}" for c in cells))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m topologies.llm_router",
                                      description=__doc__.split("\n\n")[0])
@@ -129,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="requests/s, Poisson (default 0: one burst, as the seed)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--router", default="dqn", choices=ROUTERS)
+    parser.add_argument("--routers", help="comma-separated routers, each with every variant "
+                        "(default: --router); several print the seed's Table 3/4 shape")
+    parser.add_argument("--workload", choices=WORKLOADS, default="burst",
+                        help=f"burst (default: --requests at once, or at --rate), stable "
+                        f"(Poisson at --rate, default {STABLE_RATE:g}/s) or unpredictable "
+                        "(--duration s of Poisson phases)")
+    parser.add_argument("--duration", type=float, default=40.0,
+                        help="seconds of the unpredictable workload (default 40)")
     parser.add_argument("--link", default=DEFAULT_LINK)
     parser.add_argument("--variants", default=",".join(ALL_VARIANTS))
     parser.add_argument("--emulation", default="auto", choices=["auto", "netem", "userspace"])
@@ -146,29 +205,54 @@ def main(argv: list[str] | None = None) -> int:
     if not capabilities.netns().available:
         print(f"llm_router: {capabilities.netns().detail}", file=sys.stderr)
         return 1
+    routers = [r.strip() for r in (args.routers or args.router).split(",") if r.strip()]
+    bad = [r for r in routers if r not in ROUTERS]
+    if bad or not routers:
+        parser.error(f"unknown router(s) {', '.join(bad) or '(none)'}; choose from "
+                     f"{', '.join(ROUTERS)}")
+    rate = args.rate or (STABLE_RATE if args.workload == "stable" else 0.0)
+    unpredictable_s = args.duration if args.workload == "unpredictable" else 0.0
+    if unpredictable_s <= 0 and args.workload == "unpredictable":
+        parser.error("--duration must be > 0")
+    if not capabilities.netns().available:
+        print(f"llm_router: {capabilities.netns().detail}", file=sys.stderr)
+        return 1
     started = time.monotonic()
-    raw: dict[str, list[dict[str, Any]]] = {}
-    summaries: dict[str, dict[str, Any]] = {}
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {r: {} for r in routers}
+    summaries: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in routers}
+    load = (f"{args.duration:g} s of the unpredictable workload" if unpredictable_s else
+            f"{args.requests} requests at {rate:g}/s")
     with EmulatedLink(FRONTEND_NS, FRONTEND_ADDR, BACKEND_NS, BACKEND_ADDR, link, link,
                       prefer=args.emulation, static_arp=True) as em:
-        print(f"link {args.link} each way ({em.mode}); {args.requests} requests at "
-              f"{args.rate}/s, seed {args.seed}, router {args.router}; classes: "
+        print(f"link {args.link} each way ({em.mode}); {load}, seed {args.seed}, "
+              f"router(s) {', '.join(routers)}; classes: "
               + ", ".join(f"{t} {c.name}" for t, c in TASK_CLASS.items()), flush=True)
-        for n, variant in enumerate(variants, start=1):
+        runs = [(r, v) for r in routers for v in variants]
+        for n, (router, variant) in enumerate(runs, start=1):
             t0 = time.monotonic()
-            print(f"[{n}/{len(variants)}] {variant} ...", end=" ", flush=True)
-            raw[variant] = run_variant(variant, args.requests, args.rate, args.seed,
-                                       args.router, args.timeout)
-            summaries[variant] = summarize(raw[variant])
+            print(f"[{n}/{len(runs)}] {router}, {variant} ...", end=" ", flush=True)
+            raw[router][variant] = run_variant(variant, args.requests, rate, args.seed,
+                                               router, args.timeout, unpredictable_s)
+            summaries[router][variant] = summarize(raw[router][variant])
             print(f"{time.monotonic() - t0:.1f} s, mean reward "
-                  f"{summaries[variant]['reward']:.3f}", flush=True)
-    print()
-    print(format_tables(summaries))
+                  f"{summaries[router][variant]['reward']:.3f}", flush=True)
+    for router in routers:
+        print(f"\nrouter {router}")
+        print(format_tables(summaries[router]))
+    if len(routers) > 1:
+        print()
+        print(format_seed_table(summaries, args.workload))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"llm_router_{args.router}.json"
-    path.write_text(json.dumps({"meta": {**vars(args), "emulation": em.mode},
-                                "summary": summaries, "requests": raw}, indent=1))
+    name = (f"llm_router_{args.router}" if args.routers is None and args.workload == "burst"
+            else f"llm_router_{args.workload}")
+    path = out / f"{name}.json"
+    meta = {**vars(args), "rate": rate, "emulation": em.mode,
+            "seed_table": SEED_TABLES.get(args.workload)}
+    single = routers[0] if len(routers) == 1 else None
+    path.write_text(json.dumps({"meta": meta,
+                                "summary": summaries[single] if single else summaries,
+                                "requests": raw[single] if single else raw}, indent=1))
     print(f"wrote {path} ({time.monotonic() - started:.0f} s)")
     return 0
 

@@ -84,3 +84,30 @@ def test_a_request_that_cannot_finish_in_time_is_given_up() -> None:
     for i in range(4):
         assert finished[i] == (pytest.approx(1.136), True)
     assert finished[4] == (pytest.approx(1.136), False)
+
+
+def test_table2_counts_windows_in_the_seeds_shape() -> None:
+    """The seed's Table 2 columns: the large model earns 1.00 per on-time request, so its
+    windows meet every level from 0.96 to 1.00 alike (19 of 20 is 0.95); OPT-1.3B never
+    reaches 0.96 (its best task reward)."""
+    from hostagent.llm.router.evaluate import format_table2, table2
+
+    t = table2({"dqn": static(MEDIUM), "large-only": static(LARGE),
+                "medium-only": static(MEDIUM)}, duration=120.0)
+    large, medium = t["large-only"], t["medium-only"]
+    assert large["1.00"] == large["0.99"] == large["0.98"] == large["0.96"] <= large["0.94"]
+    assert medium["1.00"] == medium["0.96"] == 0
+    assert large["windows"] == large["requests"] // 20 > 0
+    text = format_table2(t)
+    assert "OPT-6.7B (large-only)" in text and f"{large['1.00']:.0f} / 307" in text
+
+
+def test_unpredictable_mix_follows_the_workload() -> None:
+    from hostagent.llm.router.serving import unpredictable_mix
+    from hostagent.llm.router.workloads import unpredictable
+
+    mix = unpredictable_mix(30.0, seed=2)
+    arrivals, phases = unpredictable(seed=2, duration=30.0, phase_s=(2.0, 10.0))
+    assert [(m.index, m.task, m.at) for m in mix] == [(a.index, a.task, a.time)
+                                                      for a in arrivals]
+    assert all(2.0 <= p.duration <= 10.0 for p in phases[:-1])

@@ -304,6 +304,16 @@ def routed_mix(count: int, rate: float, seed: int = 1) -> list[RoutedRequest]:
     return out
 
 
+def unpredictable_mix(duration: float, seed: int = 1,
+                      phase_s: tuple[float, float] = (2.0, 10.0)) -> list[RoutedRequest]:
+    """The router's unpredictable workload (`workloads.unpredictable`: Poisson phases whose
+    rate is log-uniform in 0.25-48/s) over `duration` s, phases `phase_s` long."""
+    from hostagent.llm.router.workloads import unpredictable
+
+    arrivals, _ = unpredictable(seed=seed, duration=duration, phase_s=phase_s)
+    return [RoutedRequest(a.index, a.task, a.time) for a in arrivals]
+
+
 def _result(req: RoutedRequest, issued: float) -> RequestResult:
     cls = task_class(req.task)
     return RequestResult(req.index, cls.name, deadline_s(req.task), issued)
@@ -419,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     fe.add_argument("--scheduler", default="fcfs", choices=list(SCHEDULERS))
     fe.add_argument("--requests", type=int, default=90)
     fe.add_argument("--rate", type=float, default=4.0, help="requests/s (0: one burst)")
+    fe.add_argument("--unpredictable", type=float, default=0.0, metavar="SECONDS",
+                    help="the unpredictable workload for this long instead (Poisson phases "
+                    "of 2-10 s, rates 0.25-48/s; --requests and --rate are then unused)")
     fe.add_argument("--seed", type=int, default=1)
     fe.add_argument("--timeout", type=float, default=60.0)
     fe.add_argument("--json", default="-", help="per-request results ('-': stdout)")
@@ -434,9 +447,10 @@ def main(argv: list[str] | None = None) -> int:
             args.log.write_text(json.dumps([r.__dict__ for r in cluster.served]))
         return 0
     host, port = parse_host_port(args.connect)
-    results = asyncio.run(run_frontend(
-        args.transport, host, port, routed_mix(args.requests, args.rate, args.seed),
-        args.scheduler, args.timeout))
+    mix = (unpredictable_mix(args.unpredictable, args.seed) if args.unpredictable > 0
+           else routed_mix(args.requests, args.rate, args.seed))
+    results = asyncio.run(run_frontend(args.transport, host, port, mix, args.scheduler,
+                                       args.timeout))
     text = json.dumps([r.to_dict() for r in results])
     if args.json == "-":
         print(text)
