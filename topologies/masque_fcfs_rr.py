@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                         "between namespaces), the proxy's egress only, or both (the only "
                         "choice with --via switch)")
     parser.add_argument("--runs", type=int, default=5, help="runs per variant (default 5)")
+    parser.add_argument("--open-gap", type=float, default=0.0, metavar="SECONDS",
+                        help="open tunnel c at c x SECONDS instead of all at once (default 0)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated outer schedulers (default fcfs-activation,rr; "
                         "fcfs is FCFS in creation order)")
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     plan, link = parse_plan(parser, args)
     if args.connections < 1 or args.size < 1 or args.runs < 1:
         parser.error("--connections, --size and --runs must be >= 1")
+    if args.open_gap < 0:
+        parser.error("--open-gap must be >= 0")
     if args.via == "switch" and args.impair not in (None, "both"):
         parser.error("--via switch impairs the client's access link both ways: --impair both")
     placement = args.impair or ("both" if args.via == "switch" else "client-egress")
@@ -191,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {run + 1}/{args.runs}", flush=True)
             summaries, results = run_plan(site, plan, args.inner_scheduler, [
                 "--connections", str(args.connections), "--streams", "1",
-                "--size", str(args.size), "--mode", args.mode], args.timeout,
+                "--size", str(args.size), "--mode", args.mode, "--open-gap",
+                str(args.open_gap)], args.timeout,
                 lambda result: summarize_run(result, args.deadline))
             for label, row in summaries.items():
                 per_run[label].append(row)
@@ -204,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     path = save_results(Path(args.out), "masque_fcfs_rr", args, link, site, SEED_RESULT, {
         "connections": args.connections, "size": args.size, "deadline": args.deadline,
         "mode": args.mode, "inner_scheduler": args.inner_scheduler, "impair": placement,
-        "runs": args.runs, "seed": {k: {"on_time": v[0], "all_done_s": v[1]}
-                                    for k, v in SEED.items()}}, summary, raw)
+        "runs": args.runs, "open_gap": args.open_gap,
+        "seed": {k: {"on_time": v[0], "all_done_s": v[1]} for k, v in SEED.items()}},
+        summary, raw)
     png = cdf_plot(summary, path.with_suffix(".png"), args.deadline,
                    f"{args.connections} tunnels x {args.size} B echo, {args.link} on "
                    f"{placement} ({site.mode}), {args.runs} runs")

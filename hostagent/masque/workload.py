@@ -5,7 +5,8 @@ Each inner connection has its own CONNECT-UDP tunnel over one outer connection
 and echoes `--streams` streams of `--size` bytes with the QUIC echo target
 (scheduled by `--inner-scheduler`). Two timings:
 
-- all at once (default): every tunnel, handshake and request starts at t0; a
+- all at once (default; `--open-gap` staggers the tunnels' opens): every tunnel,
+  handshake and request starts at t0; a
   connection's latency is from its tunnel's stream open (the CONNECT-UDP request,
   `opened` after t0) to its last echoed byte, as the seed measured (the
   FCFS-vs-RR run);
@@ -71,7 +72,7 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
                        streams: int, size: int, outer_scheduler: str, inner_scheduler: str,
                        mode: str = "stream", priorities: int = 0, setup_first: bool = False,
                        timeout: float = 60.0, seed: int = 1,
-                       fastpath: bool = False) -> dict[str, Any]:
+                       fastpath: bool = False, open_gap: float = 0.0) -> dict[str, Any]:
     """Run the workload; the records and timings as a JSON-ready dict."""
     loop = asyncio.get_running_loop()
     records = [Record(c, s, priority_of(c, priorities, seed),
@@ -86,6 +87,8 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
 
         async def connection(c: int) -> None:
             mine = by_conn[c]
+            if open_gap > 0:  # tunnel c opens c gaps after t0
+                await asyncio.sleep(max(0.0, t0 + c * open_gap - loop.time()))
             opened = loop.time()  # open_udp opens the request stream before its first await
             if not setup_first:
                 for record in mine:
@@ -162,9 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-first", action="store_true",
                         help="open every tunnel and handshake before t0")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--open-gap", type=float, default=0.0, metavar="SECONDS",
+                        help="open tunnel c at c x SECONDS after t0 instead of all at once "
+                        "(not with --setup-first)")
     parser.add_argument("--fastpath", action="store_true",
                         help="ask the proxy for the switch fast path for every tunnel")
     args = parser.parse_args(argv)
+    if args.open_gap < 0 or (args.open_gap and args.setup_first):
+        parser.error("--open-gap must be >= 0 and does not go with --setup-first")
     try:
         proxy, target = parse_host_port(args.proxy), parse_host_port(args.target)
     except ValueError as exc:
@@ -174,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         proxy, target, connections=args.connections, streams=args.streams, size=args.size,
         outer_scheduler=args.outer_scheduler, inner_scheduler=args.inner_scheduler,
         mode=args.mode, priorities=args.priorities, setup_first=args.setup_first,
-        timeout=args.timeout, seed=args.seed, fastpath=args.fastpath))
+        timeout=args.timeout, seed=args.seed, fastpath=args.fastpath,
+        open_gap=args.open_gap))
     json.dump(result, sys.stdout)
     print()
     return 0

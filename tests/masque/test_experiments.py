@@ -46,6 +46,13 @@ def test_impairment_placement() -> None:
         directions(link, "sideways")
 
 
+def test_negative_open_gap_is_a_one_line_error() -> None:
+    out = subprocess.run([sys.executable, "-m", "topologies.masque_fcfs_rr", "--open-gap", "-1"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith("--open-gap must be >= 0")
+
+
 def test_switch_takes_only_both_directions() -> None:
     out = subprocess.run([sys.executable, "-m", "topologies.masque_fcfs_rr", "--via", "switch",
                           "--impair", "client-egress"], capture_output=True, text=True,
@@ -97,7 +104,8 @@ def test_small_fcfs_rr_run_through_the_switch_with_and_without_the_fast_path(
 def test_small_fcfs_rr_run(tmp_path: Path) -> None:
     out, tag = _run(
         ["topologies.masque_fcfs_rr", "--connections", "8", "--size", "4096", "--runs", "2",
-         "--variants", "fcfs-activation,rr,fcfs", "--timeout", "40", "--out", str(tmp_path)],
+         "--variants", "fcfs-activation,rr,fcfs", "--open-gap", "0.02", "--timeout", "40",
+         "--out", str(tmp_path)],
         timeout=400)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_fcfs_rr.json").read_text())
@@ -110,6 +118,7 @@ def test_small_fcfs_rr_run(tmp_path: Path) -> None:
             for record in result["records"]:  # latency counts from the tunnel's open
                 assert 0 <= record["opened"] < record["opened"] + record["latency"] <= \
                     result["total_time"] + 1e-9
+                assert record["opened"] >= 0.02 * record["conn"] - 0.005  # --open-gap
     assert (tmp_path / "masque_fcfs_rr.png").stat().st_size > 10_000
     table = re.search(r"^outer +runs .*seed all$", out.stdout, re.MULTILINE)
     assert table, out.stdout
