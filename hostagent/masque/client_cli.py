@@ -9,12 +9,12 @@ import statistics
 import sys
 import time
 
-from hostagent.daemon import setup_logging
+from clikit import setup_logging
+from clikit.args import parse_host_port
 from hostagent.masque.client import MasqueClient, MasqueError, TunnelRefused, UdpTunnel
 from hostagent.masque.proxy import MODES
 from hostagent.masque.target import ECHO_ALPN
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS, StreamMeta
 
 

@@ -10,11 +10,11 @@ import logging
 import os
 import sys
 
-from hostagent.daemon import run_until_signalled, setup_logging
+from clikit import run_until_signalled, setup_logging
+from clikit.args import parse_host_port
 from hostagent.masque.fastpath import ControllerFastPath
 from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS
 
 

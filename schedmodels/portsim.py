@@ -7,16 +7,16 @@ A discrete-event simulation of one port of `rate_bps` fed by a packet trace
 - ``strict``: rank ranges -> `queues` strict-priority queues (queue 0 served first),
   each drop-tail, like the switch's STRICT mode and its ``[[strict]]`` ranges;
 - ``sppifo``: `queues` strict-priority queues, the queue chosen by
-  `bmv2.sppifo.SpPifoBounds`, drop-tail per queue; a full queue drops the packet and
+  `schedmodels.sppifo.SpPifoBounds`, drop-tail per queue; a full queue drops the packet and
   changes no bound (the paper's rule; the v1model switch cannot honour it, see
   `full_queue_moves_bounds`);
 - ``pifo``: the ideal: always serve the smallest rank buffered, FIFO among equal
   ranks, one drop-tail buffer as large as all the queues together.
 
-Inversions are counted as the SP-PIFO authors' simulator counts them (see
-/work/shared/REFERENCES.md): when a packet of rank r is dequeued, every packet still
-buffered with a rank < r is one inversion. It also reports drops and, per rank, the
-queueing delay (from arrival to the start of transmission).
+Inversions are counted as the SP-PIFO authors' simulator counts them (the
+evaluation code of their repository, nsg-ethz/SP-PIFO): when a packet of rank r is
+dequeued, every packet still buffered with a rank < r is one inversion. It also
+reports drops and, per rank, the queueing delay (from arrival to the start of transmission).
 
 Conventions, so that tiny traces can be computed by hand: the packet being
 transmitted is not in the buffer; every arriving packet is first mapped and
@@ -36,7 +36,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bmv2.sppifo import SpPifoBounds
+from clikit import no_options
+from schedmodels.sppifo import SpPifoBounds
 
 DISCIPLINES = ("fifo", "strict", "sppifo", "pifo")
 
@@ -296,4 +297,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    no_options("python -m schedmodels.portsim", __doc__)
     main()
