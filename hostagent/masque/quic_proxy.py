@@ -522,6 +522,10 @@ class ClientCidState:
         self.client: dict[bytes, _ClientReg] = {}
         self.target: dict[bytes, _TargetReg] = {}
         self._queue: deque[CidCapsule] = deque()
+        #: registrations refused either way or closed by the proxy: not offered again while
+    #: the connection ID lives
+        self.refused_client: set[bytes] = set()
+        self.refused_target: set[bytes] = set()
         self.counters = ClientCounters()
 
     # -- the inner connection's connection IDs ------------------------------------------
@@ -536,14 +540,14 @@ class ClientCidState:
 
     def add_client_cid(self, cid: bytes) -> list[CidCapsule]:
         """A connection ID the client issued to the target: register it."""
-        if cid in self.client:
+        if cid in self.client or cid in self.refused_client:
             return []
         self.client[cid] = _ClientReg()
         return self._register(RegisterClientCid(cid))
 
     def add_target_cid(self, cid: bytes, reset_token: bytes = b"") -> list[CidCapsule]:
         """A connection ID the target issued: register it (with its reset token)."""
-        if cid in self.target:
+        if cid in self.target or cid in self.refused_target:
             return []
         self.target[cid] = _TargetReg()
         return self._register(RegisterTargetCid(cid, reset_token))
@@ -557,6 +561,7 @@ class ClientCidState:
 
     def retire_client_cid(self, cid: bytes) -> tuple[list[CidCapsule], list[ClientEvent]]:
         """The client's connection ID was retired: close its registration."""
+        self.refused_client.discard(cid)
         reg = self.client.pop(cid, None)
         if reg is None:
             return [], []
@@ -569,6 +574,7 @@ class ClientCidState:
 
     def retire_target_cid(self, cid: bytes) -> tuple[list[CidCapsule], list[ClientEvent]]:
         """The target's connection ID was retired: close its registration."""
+        self.refused_target.discard(cid)
         reg = self.target.pop(cid, None)
         if reg is None:
             return [], []
@@ -605,6 +611,7 @@ class ClientCidState:
             if reg is None:
                 self.counters.stale += 1
                 return [], []
+            self.refused_client.add(capsule.cid)  # the proxy does not want it: not again
             if not reg.acked:
                 self.counters.rejected += 1
                 return [], [Rejected("client", capsule.cid, "CLOSE_CLIENT_CID before an ACK")]
@@ -615,6 +622,7 @@ class ClientCidState:
             if treg is None:
                 self.counters.stale += 1
                 return [], []
+            self.refused_target.add(capsule.cid)  # the proxy does not want it: not again
             if not treg.acked:
                 self.counters.rejected += 1
                 return [], [Rejected("target", capsule.cid, "CLOSE_TARGET_CID before an ACK")]
@@ -649,6 +657,7 @@ class ClientCidState:
             reason = "client VCID conflicts with another client VCID"
         if reason is not None:  # CLOSE without ACK_CLIENT_VCID rejects the VCID
             del self.client[capsule.cid]
+            self.refused_client.add(capsule.cid)
             self.counters.rejected += 1
             events: list[ClientEvent] = [Rejected("client", capsule.cid, reason)]
             if reg.vcid is not None:

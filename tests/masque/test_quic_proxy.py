@@ -348,10 +348,14 @@ def test_client_sees_rejections_and_proxy_closes() -> None:
     state.add_target_cid(b"T" * 8)
     _, events = state.receive(w.CloseTargetCid(b"T" * 8))  # before any ACK: rejected
     assert events == [qp.Rejected("target", b"T" * 8, "CLOSE_TARGET_CID before an ACK")]
+    assert state.add_target_cid(b"T" * 8) == []  # not offered again while it lives
+    state.retire_target_cid(b"T" * 8)
+    assert state.add_target_cid(b"T" * 8) == [w.RegisterTargetCid(b"T" * 8)]
     state.add_target_cid(b"U" * 8)
     state.receive(w.AckTargetCid(b"U" * 8, b"w" * 8))
     _, events = state.receive(w.CloseTargetCid(b"U" * 8))  # after: the proxy closed it
     assert events == [qp.TargetVcidGone(b"U" * 8, b"w" * 8)]
+    assert state.add_target_cid(b"U" * 8) == []  # closed by the proxy: not offered again
     assert state.counters.rejected == 1 and state.counters.closed_by_proxy == 1
     assert state.receive(w.AckTargetCid(b"U" * 8, b"x" * 8)) == ([], [])  # stale
     assert state.counters.stale == 1
