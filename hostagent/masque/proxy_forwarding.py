@@ -145,6 +145,7 @@ class TunnelForwarding:
         self.client, self.client_local = client, client_local
         self.rules: dict[ToClientRule | ToTargetRule, ForwardingRule] = {}
         self.capsules_sent = self.capsules_received = 0
+        self._announced: set[str] = set()  # directions whose first rule was logged
 
     @property
     def forwarding(self) -> bool:
@@ -205,7 +206,10 @@ class TunnelForwarding:
     def _install(self, key: ToClientRule | ToTargetRule) -> None:
         rule = self._rule(key)
         self.rules[key] = rule
-        log.info("tunnel %s: forwarding %s", self.tunnel.label, rule)
+        first = rule.direction not in self._announced
+        self._announced.add(rule.direction)
+        log.log(logging.INFO if first else logging.DEBUG, "tunnel %s: forwarding %s",
+                self.tunnel.label, rule)
         for table in self.tables:
             run_table_call(table.install(rule), f"install {rule}")
 
@@ -213,7 +217,7 @@ class TunnelForwarding:
         rule = self.rules.pop(key, None)
         if rule is None:
             return
-        log.info("tunnel %s: no longer forwarding %s", self.tunnel.label, rule)
+        log.debug("tunnel %s: no longer forwarding %s", self.tunnel.label, rule)
         for table in self.tables:
             run_table_call(table.remove(rule), f"remove {rule}")
 

@@ -13,7 +13,8 @@ import pytest
 from hostagent.masque import proxy as proxy_mod
 from hostagent.masque import quic_proxy_wire as w
 from hostagent.masque.client import InnerConnection, MasqueError, UdpTunnel
-from hostagent.masque.proxy import ProxyTunnel
+from hostagent.masque.forwarding import TO_CLIENT, TO_TARGET, ForwardingRule, FourTuple
+from hostagent.masque.proxy import MasqueProxy, ProxySettings, ProxyTunnel
 from hostagent.masque.quic_proxy import Negotiation
 from hostagent.masque.wire import H3_DATAGRAM_ERROR
 from tests.masque.helpers import LOOPBACK, Env, environment, run, wait_for
@@ -288,5 +289,69 @@ def test_client_aborts_when_the_proxy_picks_a_transform_it_did_not_offer(
             with pytest.raises(MasqueError, match="did not offer"):
                 await client.open_udp(LOOPBACK, env.udp_port, quic_forwarding=True)
             await wait_for(lambda: not env.proxy.tunnels, what="the aborted request to close")
+
+    run(main())
+
+
+class RecordingTable:
+    """A stand-in for a switch-backed ForwardingTable: records calls, answers asynchronously
+    (as a controller round trip would), and can fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.installed: list[ForwardingRule] = []
+        self.removed: list[ForwardingRule] = []
+        self.fail = fail
+
+    async def install(self, rule: ForwardingRule) -> None:
+        await asyncio.sleep(0)
+        self.installed.append(rule)
+        if self.fail:
+            raise RuntimeError("switch unreachable")
+
+    def remove(self, rule: ForwardingRule) -> None:
+        self.removed.append(rule)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_an_extra_forwarding_table_gets_every_rule_with_its_4_tuples(fail: bool) -> None:
+    table = RecordingTable(fail)
+
+    async def main() -> None:
+        async with environment(quic_forwarding=True) as env:
+            await env.proxy.close()  # restart it with the extra table
+            env.proxy = MasqueProxy(ProxySettings(allow=["127.0.0.0/8"], quic_forwarding=True),
+                                    forwarding_tables=[table])
+            await env.proxy.start(LOOPBACK, 0)
+            async with env.client() as client:
+                tunnel = await client.open_udp(LOOPBACK, env.quic_port, quic_forwarding=True)
+                inner = await tunnel.quic(timeout=10)
+                await _forwarding_ready(tunnel, inner)
+                assert await inner.request(b"x" * 5000, timeout=10) == b"x" * 5000
+                proxied = _proxied(env)
+                assert proxied.transport is not None
+                proxy_side = proxied.transport.get_extra_info("sockname")[:2]
+                client_addr = (LOOPBACK, client._proto._transport.get_extra_info("sockname")[1])
+                await wait_for(lambda: len(table.installed) == len(env.proxy.forwarder),
+                               what="the table to catch up")
+                assert set(table.installed) == set(env.proxy.forwarder.rules())
+                fwd = tunnel.quic_proxy
+                assert fwd is not None
+                target_cid = inner.quic._peer_cid.cid
+                (up,) = [r for r in table.installed if r.direction == TO_TARGET
+                         and r.new_dcid == target_cid]
+                assert up.match == FourTuple(client_addr, (LOOPBACK, env.proxy_port))
+                assert up.dcid == fwd.target_vcids[target_cid]
+                assert up.out == FourTuple(proxy_side, (LOOPBACK, env.quic_port))
+                assert len(up.dcid) == w.VCID_LENGTH
+                downs = [r for r in table.installed if r.direction == TO_CLIENT]
+                assert {r.dcid for r in downs} <= {c.cid for c in inner.quic._host_cids}
+                for r in downs:
+                    assert r.match == FourTuple((LOOPBACK, env.quic_port), proxy_side)
+                    assert r.out == FourTuple((LOOPBACK, env.proxy_port), client_addr)
+                    assert len(r.new_dcid) == w.VCID_LENGTH
+                inner.close()
+                tunnel.close()
+                await wait_for(lambda: not env.proxy.tunnels, what="the tunnel to close")
+                assert set(table.removed) == set(table.installed)
 
     run(main())
