@@ -115,6 +115,11 @@ log = logging.getLogger("mp-client")
 
 #: The address every inner connection is "connected" to (not an IP address on purpose).
 PLACEHOLDER_ADDR = ("masque-tunnel", 0)
+#: Seconds between the outer connection's PINGs while a tunnel is in forwarded mode: the
+#: outer connection may carry nothing else then, and a PING both keeps it alive (the
+#: draft's advice) and shows the proxy a new client path after a NAT rebinding, so
+#: that its forwarding rules follow within about this long.
+FORWARDING_KEEPALIVE = 1.0
 #: Response header with the granted flow id (the other fast-path headers: proxy.py).
 FASTPATH_RESPONSE_HEADER = FASTPATH_FLOW_HEADER
 
@@ -146,6 +151,22 @@ class _ClientProtocol(OuterProtocol):
         self._kick_pending = False
         #: forwarded mode: client VCIDs of every tunnel, to recognise forwarded packets
         self.vcid_index = ClientVcidIndex()
+        self._keepalive: asyncio.Task[None] | None = None
+
+    def start_keepalive(self) -> None:
+        """PING the proxy every FORWARDING_KEEPALIVE s while a tunnel is in forwarded mode."""
+        if self._keepalive is None or self._keepalive.done():
+            self._keepalive = asyncio.ensure_future(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        uid = 0
+        while not self.terminated.is_set():
+            await asyncio.sleep(FORWARDING_KEEPALIVE)
+            if not any(t.forwarding for t in self.tunnels.values()):
+                return
+            uid += 1
+            self._quic.send_ping(uid)
+            self.transmit()
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         """Forwarded packets (a client VCID, from the proxy) go to their inner connection;
@@ -186,6 +207,8 @@ class _ClientProtocol(OuterProtocol):
         if isinstance(event, ConnectionTerminated):
             self.terminated.set()
             self.settings.set()
+            if self._keepalive is not None:
+                self._keepalive.cancel()
             for fut in self.responses.values():
                 if not fut.done():
                     fut.set_exception(MasqueError(f"connection closed: {event.reason_phrase}"))
@@ -315,6 +338,7 @@ class UdpTunnel:
             outer_cids=proto.outer_cids)
         log.info("tunnel %s:%d: forwarded mode (%s, transform %s)", self.host, self.port,
                  DRAFT, outcome.transform)
+        proto.start_keepalive()
         for capsule_type, value in early:
             if not self._cid_capsule(capsule_type, value):
                 return
@@ -710,6 +734,8 @@ class MasqueClient:
         if self._proto_ is not None:
             for tunnel in list(self._proto_.tunnels.values()):
                 tunnel.close()
+            if self._proto_._keepalive is not None:
+                self._proto_._keepalive.cancel()
         if self._stack is not None:
             stack, self._stack = self._stack, None
             with contextlib.suppress(Exception):

@@ -357,6 +357,7 @@ class ProxyProtocol(OuterProtocol):
         self._parsers: dict[int, CapsuleParser] = {}
         self.peer_label = "?"
         self.peer_host: str | None = None  # the client's address, as this proxy sees it
+        self._forwarding_addr: Any = None  # the client path the forwarding rules are bound to
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ProtocolNegotiated) and self.h3 is None:
@@ -538,6 +539,18 @@ class ProxyProtocol(OuterProtocol):
             tunnel.close(f"cannot send on the stream: {exc}", end_stream=False)
             return
         self.kick()
+
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        """The QUIC stack's, then: forwarding rules follow a new validated client path."""
+        super().datagram_received(data, addr)
+        paths = self._quic._network_paths
+        if paths and paths[0].is_validated and paths[0].addr != self._forwarding_addr:
+            self._forwarding_addr = paths[0].addr
+            client = normalise(paths[0].addr)
+            local = self.proxy.client_facing_local(client)
+            for tunnel in self.tunnels.values():
+                if tunnel.quic_proxy is not None:
+                    tunnel.quic_proxy.rebind(client, local)
 
     @property
     def peer_addr(self) -> Any:

@@ -57,6 +57,8 @@ Address = tuple[str, int]
 def normalise(addr: Any) -> Address:
     """(IP text, port) of a socket address (IPv4-mapped IPv6 as IPv4)."""
     host = str(addr[0])
+    if ":" not in host:  # IPv4: the common case, once per forwarded packet
+        return host, int(addr[1])
     with contextlib.suppress(ValueError):
         ip = ipaddress.ip_address(host)
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -182,6 +184,20 @@ class TunnelForwarding:
         """The stream is gone: remove every rule it installed."""
         for key in list(self.rules):
             self._remove(key)
+
+    def rebind(self, client: Address, client_local: Address) -> None:
+        """The client's outer connection moved to a new validated path (passive
+        migration): the same mappings, bound to the new client-to-proxy 4-tuple."""
+        if (client, client_local) == (self.client, self.client_local):
+            return
+        log.info("tunnel %s: client path %s:%d -> %s:%d, forwarding rules follow",
+                 self.tunnel.label, *self.client, *client)
+        keys = list(self.rules)
+        for key in keys:
+            self._remove(key)
+        self.client, self.client_local = client, client_local
+        for key in keys:
+            self._install(key)
 
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:

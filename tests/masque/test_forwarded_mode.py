@@ -355,3 +355,34 @@ def test_an_extra_forwarding_table_gets_every_rule_with_its_4_tuples(fail: bool)
                 assert set(table.removed) == set(table.installed)
 
     run(main())
+
+
+def test_rules_follow_the_client_to_a_new_validated_path() -> None:
+    async def main() -> None:
+        async with environment(quic_forwarding=True) as env, env.client() as client:
+            tunnel = await client.open_udp(LOOPBACK, env.quic_port, quic_forwarding=True)
+            inner = await tunnel.quic(timeout=10)
+            await _forwarding_ready(tunnel, inner)
+            proxied = _proxied(env)
+            old = proxied.quic_proxy.client if proxied.quic_proxy else None
+            # a NAT rebinding: the client's outer connection continues from a new port
+            proto = client._proto
+            old_transport = proto._transport
+            loop = asyncio.get_running_loop()
+            await loop.create_datagram_endpoint(lambda: proto, family=socket.AF_INET6,
+                                                local_addr=("::", 0))
+            old_transport.close()
+            new_port = proto._transport.get_extra_info("sockname")[1]
+            assert await inner.request(PAYLOAD[:100_000], timeout=20) == PAYLOAD[:100_000]
+            await wait_for(lambda: proxied.quic_proxy is not None
+                           and proxied.quic_proxy.client == (LOOPBACK, new_port),
+                           what="the rules to follow the validated path")
+            assert old is not None and old[1] != new_port
+            ups = [r for r in env.proxy.forwarder.rules() if r.direction == TO_TARGET]
+            assert ups and all(r.match.src == (LOOPBACK, new_port) for r in ups)
+            before = proxied.counters.forwarded_up_packets
+            assert await inner.request(PAYLOAD[:100_000], timeout=20) == PAYLOAD[:100_000]
+            assert proxied.counters.forwarded_up_packets > before + 20
+            inner.close()
+
+    run(main())
