@@ -139,7 +139,7 @@ class SoftwareForwarder:
         if rules is None or not is_short_header(packet):
             return None
         for length in self._lengths[match]:
-            if len(packet) > length:
+            if len(packet) > 1 + length:  # a packet number follows a whole DCID
                 rule = rules.get(packet[1:1 + length])
                 if rule is not None:
                     return rule

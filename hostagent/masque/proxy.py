@@ -67,7 +67,7 @@ from hostagent.masque.proxy_forwarding import (
     ForwardingQuicServer,
     TunnelForwarding,
     VcidAllocator,
-    client_side_cids,
+    client_side_vcids,
     local_address_for,
     normalise,
     serve_forwarding,
@@ -612,7 +612,6 @@ class MasqueProxy:
         self.forwarder = SoftwareForwarder(self._send_forwarded)
         self.forwarding_tables: list[ForwardingTable] = [self.forwarder,
                                                          *forwarding_tables]
-        self.new_vcid = VcidAllocator(self._client_side_cids)
         self._forwarding_tunnels: dict[str, ProxyTunnel] = {}
         self._client_local: dict[str, tuple[str, int]] = {}
         self._bound: tuple[str, int] = ("", 0)
@@ -667,7 +666,9 @@ class MasqueProxy:
         assert peer is not None
         client = normalise(peer)
         forwarding = TunnelForwarding(
-            tunnel, negotiation, new_vcid=self.new_vcid,
+            tunnel, negotiation,
+            new_vcid=VcidAllocator(lambda client: self._client_side_cids(tunnel.proto,
+                                                                         client)),
             max_active=self.settings.max_connection_ids, tables=self.forwarding_tables,
             client=client, client_local=self.client_facing_local(client))
         tunnel.quic_proxy = forwarding
@@ -696,15 +697,22 @@ class MasqueProxy:
             local = self._client_local[client[0]] = local_address_for(self._bound, client)
         return local
 
-    def _client_side_cids(self) -> list[bytes]:
-        """Connection IDs a new VCID must not conflict with on client-to-proxy 4-tuples."""
-        known = list(client_side_cids(self.forwarder))
-        if self.server is not None:
-            known += list(self.server._protocols)  # the proxy's own outer CIDs
-        for proto in self.connections:
-            quic = proto._quic
-            known += [quic._peer_cid.cid, *(c.cid for c in quic._peer_cid_available)]
-            for tunnel in proto.tunnels.values():
+    def _client_side_cids(self, proto: ProxyProtocol, client: bool) -> list[bytes]:
+        """Connection IDs a new VCID for `proto`'s tunnels must not conflict with.
+
+        Client VCIDs (`client`): this client's own outer CIDs and every client VCID in
+        use or offered. Target VCIDs: the proxy's outer CIDs and every target VCID.
+        VCIDs are kept unique across all clients, not just per 4-tuple.
+        """
+        known = list(client_side_vcids(self.forwarder, client))
+        if not client:
+            if self.server is not None:
+                known += list(self.server._protocols)  # the proxy's own outer CIDs
+            return known
+        quic = proto._quic
+        known += [quic._peer_cid.cid, *(c.cid for c in quic._peer_cid_available)]
+        for other in self.connections:
+            for tunnel in other.tunnels.values():
                 if tunnel.quic_proxy is not None:
                     for entry in tunnel.quic_proxy.state.client_cids.values():
                         known += entry.pending

@@ -39,6 +39,7 @@ from hostagent.masque.quic_proxy import (
     Action,
     Install,
     Negotiation,
+    NoVcidAvailable,
     ProxyCidState,
     Remove,
     Send,
@@ -99,23 +100,27 @@ async def serve_forwarding(host: str, port: int, **kwargs: Any) -> ForwardingQui
 
 
 class VcidAllocator:
-    """Random VCIDs that conflict (equal or prefix) with no connection ID in `known()`.
+    """Random VCIDs that conflict (equal or prefix) with no connection ID in `known(client)`.
 
-    `known()` yields the proxy's outer connection IDs, and every DCID and rewritten
-    DCID of the installed rules; a VCID is never a prefix of one of them, nor they
-    of it, so the forwarder's lookup and the QUIC stack's never overlap.
+    `known(True)` yields the DCIDs of packets from the proxy to the client (the
+    client's outer connection IDs, client VCIDs in use or offered), `known(False)`
+    those of packets from the client to the proxy (the proxy's outer connection IDs,
+    target VCIDs); a VCID is never a prefix of one of them, nor they of it, so the
+    forwarder's lookup, the proxy's QUIC stack and the client's never overlap.
     """
 
-    def __init__(self, known: Callable[[], Iterable[bytes]]) -> None:
+    def __init__(self, known: Callable[[bool], Iterable[bytes]]) -> None:
         self._known = known
 
-    def __call__(self, length: int) -> bytes:
-        known = list(self._known())
+    def __call__(self, length: int, client: bool) -> bytes:
+        known = list(self._known(client))
+        if any(len(other) == 0 for other in known):
+            raise NoVcidAvailable("a zero-length connection ID conflicts with every VCID")
         for _ in range(64):
             vcid = os.urandom(length)
             if not any(cids_conflict(vcid, other) for other in known):
                 return vcid
-        raise RuntimeError("no free virtual connection ID after 64 tries")  # pragma: no cover
+        raise NoVcidAvailable("no conflict-free VCID in 64 tries")  # pragma: no cover
 
 
 def run_table_call(result: None | Awaitable[None], what: str) -> None:
@@ -136,7 +141,7 @@ class TunnelForwarding:
     """One request stream's connection-ID registrations and the rules they produced."""
 
     def __init__(self, tunnel: ProxyTunnel, negotiation: Negotiation, *,
-                 new_vcid: Callable[[int], bytes], max_active: int,
+                 new_vcid: Callable[[int, bool], bytes], max_active: int,
                  tables: list[ForwardingTable], client: Address,
                  client_local: Address) -> None:
         self.tunnel = tunnel
@@ -238,8 +243,12 @@ class TunnelForwarding:
             run_table_call(table.remove(rule), f"remove {rule}")
 
 
-def client_side_cids(forwarder: SoftwareForwarder) -> Iterable[bytes]:
-    """The VCIDs in use on client-to-proxy 4-tuples: target VCIDs the rules match, client
-    VCIDs they write (client and target CIDs live on other 4-tuples: not listed)."""
+def client_side_vcids(forwarder: SoftwareForwarder, client: bool) -> Iterable[bytes]:
+    """The VCIDs in use on client-to-proxy 4-tuples: client VCIDs the rules write
+    (`client`), or target VCIDs they match (client and target CIDs live on other
+    4-tuples: not listed)."""
     for rule in forwarder.rules():
-        yield rule.dcid if rule.direction == TO_TARGET else rule.new_dcid
+        if rule.direction == TO_CLIENT and client:
+            yield rule.new_dcid
+        elif rule.direction == TO_TARGET and not client:
+            yield rule.dcid

@@ -80,6 +80,11 @@ class ProtocolViolation(Exception):
         self.reason, self.error_code = reason, error_code
 
 
+class NoVcidAvailable(Exception):
+    """No virtual connection ID free of conflicts (e.g. the client's outer connection uses
+    zero-length connection IDs, which conflict with every client VCID): reject."""
+
+
 class TransformNotOffered(Exception):
     """The proxy selected a transform the client did not offer: the client aborts."""
 
@@ -262,14 +267,16 @@ class ProxyCounters:
 class ProxyCidState:
     """One request stream's connection-ID registrations, as the proxy keeps them.
 
-    `new_vcid(length)` returns a fresh unpredictable VCID that conflicts with no
-    connection ID on the client-to-proxy 4-tuple (the caller knows those).
+    `new_vcid(length, client)` returns a fresh unpredictable VCID that conflicts with
+    no connection ID on the client-to-proxy 4-tuple in its direction (`client`: a
+    client VCID, proxy to client; else a target VCID, client to proxy), or raises
+    NoVcidAvailable (the registration is then rejected).
     `client_cid_taken(cid)` says whether another request sharing this stream's
     proxy-to-target 4-tuple registered a conflicting client CID (never, when each
     tunnel has its own socket). `max_active` registrations may be active at once.
     """
 
-    def __init__(self, *, forwarding: bool, new_vcid: Callable[[int], bytes],
+    def __init__(self, *, forwarding: bool, new_vcid: Callable[[int, bool], bytes],
                  max_active: int = DEFAULT_MAX_ACTIVE_CIDS,
                  client_cid_taken: Callable[[bytes], bool] = lambda cid: False) -> None:
         if max_active < 2:
@@ -350,7 +357,13 @@ class ProxyCidState:
             entry.active = None
         if not self.forwarding:
             return [*actions, Send(AckClientCid(cid, b""))]
-        vcid = self._new_vcid(max(VCID_LENGTH, len(cid)))
+        try:
+            vcid = self._new_vcid(max(VCID_LENGTH, len(cid)), True)
+        except NoVcidAvailable:
+            self.counters.rejected += 1
+            if not entry.pending and entry.active is None:
+                del self.client_cids[cid]
+            return [*actions, Send(CloseClientCid(cid))]
         entry.pending.append(vcid)
         return [*actions, Send(AckClientCid(cid, vcid))]
 
@@ -362,7 +375,12 @@ class ProxyCidState:
         if not self.forwarding:
             self.target_cids[cid] = _TargetCid(None, reset_token)
             return [*actions, Send(AckTargetCid(cid, b"", b""))]
-        vcid = self._new_vcid(VCID_LENGTH)
+        try:
+            vcid = self._new_vcid(VCID_LENGTH, False)
+        except NoVcidAvailable:
+            self.counters.rejected += 1
+            self.target_cids.pop(cid, None)
+            return [*actions, Send(CloseTargetCid(cid))]
         self.target_cids[cid] = _TargetCid(vcid, reset_token)
         # the rule is in place before the client learns the VCID; no reset token of ours
         return [*actions, Install(ToTargetRule(vcid, cid)), Send(AckTargetCid(cid, vcid, b""))]

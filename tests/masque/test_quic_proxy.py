@@ -14,9 +14,9 @@ from hostagent.masque.wire import H3_DATAGRAM_ERROR
 CAPSULE = (b"capsule-protocol", b"?1")
 
 
-def _vcids() -> qp.Callable[[int], bytes]:
+def _vcids() -> qp.Callable[[int, bool], bytes]:
     counter = itertools.count(1)
-    return lambda length: next(counter).to_bytes(length, "big")
+    return lambda length, client: next(counter).to_bytes(length, "big")
 
 
 # -- negotiation -------------------------------------------------------------------------------
@@ -251,6 +251,18 @@ def test_proxy_initiated_close() -> None:
     got = state.close_target_cid(tcid)
     assert got[:2] == [qp.Remove(install.rule), qp.Send(w.CloseTargetCid(tcid))]
     assert state.close_target_cid(tcid) == []
+
+
+def test_no_free_vcid_rejects_the_registration() -> None:
+    def none(length: int, client: bool) -> bytes:
+        raise qp.NoVcidAvailable("zero-length outer CIDs")
+
+    state = qp.ProxyCidState(forwarding=True, new_vcid=none, max_active=4)
+    state.start()
+    assert _sent(state.receive(w.RegisterClientCid(b"C" * 8)))[0] == w.CloseClientCid(b"C" * 8)
+    assert _sent(state.receive(w.RegisterTargetCid(b"T" * 8)))[0] == w.CloseTargetCid(b"T" * 8)
+    assert state.rules() == [] and not state.client_cids and not state.target_cids
+    assert state.counters.rejected == 2
 
 
 def test_max_active_must_allow_the_initial_two() -> None:
