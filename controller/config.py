@@ -4,7 +4,9 @@ Example (see README, "Controller"):
 
     state = "/var/lib/masque-pifo/controller.sqlite"
     northbound = "127.0.0.1:50060"
-    sched_mode = "sppifo"          # fifo | strict | sppifo
+    sched_mode = "sppifo"          # fifo | strict | sppifo | aifo | packs
+    burst_pct = 10                 # AIFO/PACKS: k, the burst allowance, in percent
+    queue_depth = 64               # AIFO/PACKS: packets per priority queue (the switch's)
     default_rank = 32768
 
     [[switch]]
@@ -42,6 +44,7 @@ Example (see README, "Controller"):
     address = "10.0.1.10"
     class = "gold"
     operator = false
+    proxy = false                  # true: may install forwarded-mode QUIC mappings
 """
 
 from __future__ import annotations
@@ -53,9 +56,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p4src.pipeline import RANK_MAX
+from p4src.pipeline import MAX_QUEUE_DEPTH, RANK_MAX
 
-SCHED_MODES = ("fifo", "strict", "sppifo")
+SCHED_MODES = ("fifo", "strict", "sppifo", "aifo", "packs")
 MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
@@ -110,6 +113,7 @@ class ClientConf:
     address: str
     traffic_class: str
     operator: bool = False
+    proxy: bool = False  # may install forwarded-mode QUIC mappings
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,9 @@ class ControllerConfig:
     state: Path
     northbound: str = "127.0.0.1:50060"
     sched_mode: str = "fifo"
+    burst_pct: int = 10
+    queue_depth: int = 64
+    max_quic_mappings: int = 256  # forwarded-mode mappings per MASQUE client address
     default_rank: int = RANK_MAX // 2
     routes: list[Route] = field(default_factory=list)
     strict: list[StrictRange] = field(default_factory=list)
@@ -153,6 +160,20 @@ def _mac(text: str, where: str) -> str:
     return text.lower()
 
 
+def check_burst_pct(value: int, where: str) -> int:
+    """AIFO's and PACKS's k in percent: 0..99."""
+    if not 0 <= value <= 99:
+        raise ConfigError(f"{where}: {value} is not a percentage in 0..99")
+    return value
+
+
+def check_queue_depth(value: int, where: str) -> int:
+    """Packets per priority queue for AIFO/PACKS: 1..MAX_QUEUE_DEPTH (the P4 arithmetic's)."""
+    if not 1 <= value <= MAX_QUEUE_DEPTH:
+        raise ConfigError(f"{where}: {value} packets is outside 1..{MAX_QUEUE_DEPTH}")
+    return value
+
+
 def _rank(value: int, where: str) -> int:
     if not 0 <= value <= RANK_MAX:
         raise ConfigError(f"{where}: rank {value} outside 0..{RANK_MAX}")
@@ -161,7 +182,8 @@ def _rank(value: int, where: str) -> int:
 
 def parse(data: dict[str, Any], base: Path = Path(".")) -> ControllerConfig:
     """Validate a parsed TOML document."""
-    known = {"state", "northbound", "sched_mode", "default_rank", "switch", "fastpath",
+    known = {"state", "northbound", "sched_mode", "burst_pct", "queue_depth", "default_rank",
+             "max_quic_mappings", "switch", "fastpath",
              "route", "strict", "class", "client"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -222,7 +244,8 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> ControllerConfig:
         where = f"client[{i}]"
         client = ClientConf(_get(c, "name", str, where), _get(c, "token", str, where),
                             _ipv4(_get(c, "address", str, where), f"{where}.address"),
-                            _get(c, "class", str, where), _get(c, "operator", bool, where, False))
+                            _get(c, "class", str, where), _get(c, "operator", bool, where, False),
+                            _get(c, "proxy", bool, where, False))
         if client.traffic_class not in classes:
             raise ConfigError(f"{where}.class: unknown class {client.traffic_class!r}")
         if client.token in clients:
@@ -231,12 +254,18 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> ControllerConfig:
     mode = _get(data, "sched_mode", str, "config", "fifo")
     if mode not in SCHED_MODES:
         raise ConfigError(f"sched_mode: {mode!r} is not one of {', '.join(SCHED_MODES)}")
+    burst_pct = check_burst_pct(_get(data, "burst_pct", int, "config", 10), "burst_pct")
+    queue_depth = check_queue_depth(_get(data, "queue_depth", int, "config", 64), "queue_depth")
+    max_mappings = _get(data, "max_quic_mappings", int, "config", 256)
+    if max_mappings < 0:
+        raise ConfigError(f"max_quic_mappings: {max_mappings} is negative")
     state = Path(_get(data, "state", str, "config", "controller.sqlite"))
     return ControllerConfig(
         switches=switches, fastpath=fastpath,
         state=state if state.is_absolute() else base / state,
         northbound=_get(data, "northbound", str, "config", "127.0.0.1:50060"),
-        sched_mode=mode,
+        sched_mode=mode, burst_pct=burst_pct, queue_depth=queue_depth,
+        max_quic_mappings=max_mappings,
         default_rank=_rank(_get(data, "default_rank", int, "config", RANK_MAX // 2),
                            "default_rank"),
         routes=routes, strict=strict, classes=classes, clients=clients)

@@ -26,6 +26,17 @@ FASTPATH_PORT = 4434
 SHIM_VERSION = 1
 SHIM_BYTES = 8
 
+#: Forwarded mode (draft-ietf-masque-quic-proxy-06): the one connection-ID length the
+#: switch matches and rewrites (the proxy's virtual CIDs), and the shortest UDP datagram
+#: it parses as a QUIC short header (UDP header, first byte, DCID).
+VCID_BYTES = 8
+QUIC_SHORT_MIN_UDP_LEN = 8 + 1 + VCID_BYTES
+
+#: AIFO and PACKS: ranks in the sliding window that estimates a rank's quantile.
+RANK_WINDOW = 20
+#: The largest queue depth the AIFO/PACKS arithmetic is sized for (32-bit products).
+MAX_QUEUE_DEPTH = 4096
+
 
 class DropReason(enum.IntEnum):
     """Indices of the `drops` counter."""
@@ -38,6 +49,8 @@ class DropReason(enum.IntEnum):
     NO_ROUTE = 5
     SHIM_VERSION = 6
     SPOOFED_FLOW = 7
+    ADMISSION = 8
+    QUEUE_FULL = 9
 
 
 class MissCounter(enum.IntEnum):
@@ -53,3 +66,5 @@ class SchedMode(enum.IntEnum):
     FIFO = 0
     STRICT = 1
     SPPIFO = 2
+    AIFO = 3
+    PACKS = 4

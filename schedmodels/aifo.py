@@ -5,7 +5,8 @@ decisions are checked against, and the model the switch-scheduling experiment us
 Both keep a sliding window of the last `window` ranks and estimate a packet's quantile
 as how many of them are smaller than its rank. The window is the one *before* the packet:
 the P4 program compares each stored rank with the packet's and overwrites the oldest slot
-with it in one register action, so the packet never counts itself.
+with it, so the packet never counts itself. Like the switch's registers, the window starts
+full of rank 0.
 
 AIFO: one FIFO of capacity C holding c packets. Admit a packet of rank r when
 c <= k.C (the buffer is nearly empty), or when quantile(r) < (C - c) / ((1 - k) . C).
@@ -26,14 +27,17 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-#: the papers' defaults: a window of 20 ranks, k = 0.1
-WINDOW = 20
+from p4src.pipeline import RANK_WINDOW
+
+#: the papers' defaults: a window of 20 ranks (the P4 program's RANK_WINDOW), k = 0.1
+WINDOW = RANK_WINDOW
 BURST_PCT = 10
 
 
 @dataclass
 class RankWindow:
-    """The last `size` ranks seen (oldest first), as a ring the P4 program keeps in registers."""
+    """The last `size` ranks seen (oldest first), as a ring the P4 program keeps in registers;
+    at first `size` zeros, as the registers start."""
 
     size: int = WINDOW
     ranks: deque[int] = field(default_factory=deque)
@@ -41,6 +45,8 @@ class RankWindow:
     def __post_init__(self) -> None:
         if self.size < 1:
             raise ValueError(f"the window needs at least one slot, got {self.size}")
+        if not self.ranks:
+            self.ranks.extend([0] * self.size)
 
     def below(self, rank: int) -> int:
         """How many ranks in the window are smaller than `rank` (0..size)."""

@@ -14,9 +14,9 @@ from schedmodels.portsim import simulate, uniform_trace
 
 
 def test_window_counts_the_ranks_before_the_packet() -> None:
-    w = RankWindow(3)
-    assert [w.observe(r) for r in (5, 1, 9, 5, 0)] == [0, 0, 2, 1, 0]
-    assert list(w.ranks) == [9, 5, 0]  # the oldest two are forgotten
+    w = RankWindow(3)  # starts as [0, 0, 0], like the switch's registers
+    assert [w.observe(r) for r in (5, 1, 9, 5, 0)] == [3, 2, 3, 1, 0]
+    assert list(w.ranks) == [9, 5, 0]  # the oldest are forgotten
 
 
 def test_aifo_by_hand() -> None:

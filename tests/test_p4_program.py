@@ -42,6 +42,17 @@ def test_shim_constants_agree() -> None:
     assert define("MP_SHIM_BYTES") == pipeline.SHIM_BYTES == shim.SHIM_SIZE
 
 
+def test_forwarded_mode_and_aifo_constants_agree() -> None:
+    from hostagent.masque.quic_proxy_wire import VCID_LENGTH
+    from schedmodels.aifo import WINDOW
+
+    assert define("VCID_BYTES") == pipeline.VCID_BYTES == VCID_LENGTH
+    assert define("QUIC_SHORT_MIN_UDP_LEN") == pipeline.QUIC_SHORT_MIN_UDP_LEN
+    assert define("RANK_WINDOW") == pipeline.RANK_WINDOW == WINDOW
+    match = re.search(r"typedef\s+bit<(\d+)>\s+quic_cid_t;", DEFINES)
+    assert match and int(match.group(1)) == 8 * pipeline.VCID_BYTES
+
+
 def test_rank_width_agrees() -> None:
     match = re.search(r"typedef\s+bit<(\d+)>\s+rank_t;", DEFINES)
     assert match, "rank_t not found in defines.p4"

@@ -156,6 +156,14 @@ class ControllerFastPath:
         return {"metadata": (("authorization", f"Bearer {self.token}"),),
                 "timeout": self.timeout}
 
+    def stub(self) -> Any:
+        """The northbound stub (one channel for every call the proxy makes)."""
+        return self._client()
+
+    def call_options(self) -> dict[str, Any]:
+        """Token and timeout of a northbound call."""
+        return self._kw()
+
     # -- FastPathHook ----------------------------------------------------------------------
     async def request(self, tunnel: ProxyTunnel) -> Headers:
         """Open the tunnel's flow; granted headers, or slow-path headers with the reason."""

@@ -15,6 +15,7 @@ from clikit.args import parse_host_port
 from hostagent.masque.fastpath import ControllerFastPath
 from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
 from hostagent.masque.quic_proxy import DEFAULT_MAX_ACTIVE_CIDS
+from hostagent.masque.switch_forwarding import ControllerForwardingTable
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
 from hostagent.schedulers import SCHEDULERS
 
@@ -104,15 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     async def run(stop: asyncio.Event) -> None:
         hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token)
                               if args.controller else NoController())
-        proxy = MasqueProxy(settings, fastpath=hook)
+        # with a controller, forwarded-mode rules go to the switch too
+        switch_table = (ControllerForwardingTable(hook)
+                        if args.quic_forwarding and isinstance(hook, ControllerFastPath)
+                        else None)
+        proxy = MasqueProxy(settings, fastpath=hook,
+                            forwarding_tables=[switch_table] if switch_table else [])
         await proxy.start(host, port, args.certificate, args.private_key)
         try:
             await stop.wait()
         finally:
             await proxy.close()
             logging.getLogger("mp-proxy").info(
-                "counters: %s; refused by status: %s%s", proxy.stats, proxy.refusals,
-                f"; fast path: {hook.stats}" if isinstance(hook, ControllerFastPath) else "")
+                "counters: %s; refused by status: %s%s%s", proxy.stats, proxy.refusals,
+                f"; fast path: {hook.stats}" if isinstance(hook, ControllerFastPath) else "",
+                f"; switch forwarding: {switch_table.stats}" if switch_table else "")
 
     run_until_signalled(run)
     return 0

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from hostagent.masque.wire import WireError, decode_varint, encode_capsule, encode_varint
+from p4src.pipeline import VCID_BYTES
 
 #: The draft whose wire this module implements.
 DRAFT = "draft-ietf-masque-quic-proxy-06"
@@ -68,8 +69,9 @@ MAX_V1_CID_LENGTH = 20
 #: a switch can parse the DCID of client-to-proxy forwarded packets as one fixed-length
 #: field and match it exactly; 8 bytes is what aioquic, quiche and most stacks use for
 #: their own CIDs, so the swap neither grows nor shrinks packets, and 64 random bits
-#: make a collision or a guessed VCID (the draft's loop attack) negligible.
-VCID_LENGTH = 8
+#: make a collision or a guessed VCID (the draft's loop attack) negligible. The P4
+#: program's constant (p4src/pipeline.py, VCID_BYTES) is this one.
+VCID_LENGTH = VCID_BYTES
 
 
 class CapsuleError(WireError):
