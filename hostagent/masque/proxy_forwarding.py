@@ -123,10 +123,17 @@ class VcidAllocator:
         raise NoVcidAvailable("no conflict-free VCID in 64 tries")  # pragma: no cover
 
 
-def run_table_call(result: None | Awaitable[None], what: str) -> None:
-    """Let a forwarding table's awaitable answer finish in the background; log failures."""
+#: how long an acknowledgement waits for a forwarding table (a switch, through its
+#: controller) to install the rule it announces; after that it goes anyway, since the
+#: software forwarder covers whatever the switch does not have yet
+TABLE_INSTALL_WAIT_S = 2.0
+
+
+def run_table_call(result: None | Awaitable[None], what: str) -> asyncio.Future[None] | None:
+    """Let a forwarding table's awaitable answer finish in the background, logging a
+    failure; the future of that (None when the table answered at once)."""
     if result is None or not asyncio.iscoroutine(result) and not asyncio.isfuture(result):
-        return
+        return None
 
     async def wait() -> None:
         try:
@@ -134,7 +141,7 @@ def run_table_call(result: None | Awaitable[None], what: str) -> None:
         except Exception as exc:  # noqa: BLE001 - the software forwarder still works
             log.warning("forwarding table: %s failed: %s", what, exc)
 
-    asyncio.ensure_future(wait())
+    return asyncio.ensure_future(wait())
 
 
 class TunnelForwarding:
@@ -152,6 +159,8 @@ class TunnelForwarding:
         self.client, self.client_local = client, client_local
         self.rules: dict[ToClientRule | ToTargetRule, ForwardingRule] = {}
         self.capsules_sent = self.capsules_received = 0
+        #: capsules wait here for the tables' installs that come before them (in order)
+        self._send_chain: asyncio.Future[None] | None = None
         self._announced: set[str] = set()  # directions whose first rule was logged
 
     @property
@@ -205,15 +214,38 @@ class TunnelForwarding:
             self._install(key)
 
     def _apply(self, actions: list[Action]) -> None:
+        """Carry out the state machine's actions in order. A capsule that follows an
+        install (an ACK announcing a mapping) leaves only once every table has the rule,
+        or after TABLE_INSTALL_WAIT_S, so that a switch forwards the first packet too."""
+        installing: list[asyncio.Future[None]] = []
         for action in actions:
             if isinstance(action, Send):
-                log.debug("tunnel %s: sending %s", self.tunnel.label, action.capsule)
-                self.capsules_sent += 1
-                self.tunnel.proto.send_capsule(self.tunnel, action.capsule.encode())
+                self._send(action.capsule, installing)
             elif isinstance(action, Install):
-                self._install(action.rule)
+                installing += self._install(action.rule)
             elif isinstance(action, Remove):
                 self._remove(action.rule)
+
+    def _send(self, capsule: Any, installing: list[asyncio.Future[None]]) -> None:
+        def send_now() -> None:
+            log.debug("tunnel %s: sending %s", self.tunnel.label, capsule)
+            self.capsules_sent += 1
+            self.tunnel.proto.send_capsule(self.tunnel, capsule.encode())
+
+        previous = self._send_chain
+        if not installing and (previous is None or previous.done()):
+            send_now()
+            return
+        waits = list(installing)
+
+        async def send_later() -> None:
+            if previous is not None:
+                await previous
+            if waits:
+                await asyncio.wait(waits, timeout=TABLE_INSTALL_WAIT_S)
+            send_now()
+
+        self._send_chain = asyncio.ensure_future(send_later())
 
     def _rule(self, key: ToClientRule | ToTargetRule) -> ForwardingRule:
         target = self.target_tuple()
@@ -224,15 +256,17 @@ class TunnelForwarding:
         return ForwardingRule(TO_CLIENT, FourTuple(target.dst, target.src), key.cid,
                               FourTuple(self.client_local, self.client), key.vcid, rank, label)
 
-    def _install(self, key: ToClientRule | ToTargetRule) -> None:
+    def _install(self, key: ToClientRule | ToTargetRule) -> list[asyncio.Future[None]]:
+        """Install the rule in every table; the futures of the tables still installing."""
         rule = self._rule(key)
         self.rules[key] = rule
         first = rule.direction not in self._announced
         self._announced.add(rule.direction)
         log.log(logging.INFO if first else logging.DEBUG, "tunnel %s: forwarding %s",
                 self.tunnel.label, rule)
-        for table in self.tables:
-            run_table_call(table.install(rule), f"install {rule}")
+        pending = [run_table_call(table.install(rule), f"install {rule}")
+                   for table in self.tables]
+        return [f for f in pending if f is not None]
 
     def _remove(self, key: ToClientRule | ToTargetRule) -> None:
         rule = self.rules.pop(key, None)

@@ -386,3 +386,36 @@ def test_rules_follow_the_client_to_a_new_validated_path() -> None:
             inner.close()
 
     run(main())
+
+
+class SlowTable(RecordingTable):
+    """A table that takes a while to install, as a switch behind its controller does."""
+
+    async def install(self, rule: ForwardingRule) -> None:
+        await asyncio.sleep(0.3)
+        self.installed.append(rule)
+
+
+def test_acknowledgements_wait_for_the_tables_to_install() -> None:
+    """The client forwards once it has the ACK: the switch must have the rule by then, or
+    its first packets would take the proxy host's software path."""
+    table = SlowTable()
+
+    async def main() -> None:
+        async with environment(quic_forwarding=True) as env:
+            await env.proxy.close()
+            env.proxy = MasqueProxy(ProxySettings(allow=["127.0.0.0/8"], quic_forwarding=True),
+                                    forwarding_tables=[table])
+            await env.proxy.start(LOOPBACK, 0)
+            async with env.client() as client:
+                tunnel = await client.open_udp(LOOPBACK, env.quic_port, quic_forwarding=True)
+                inner = await tunnel.quic(timeout=10)
+                await _forwarding_ready(tunnel, inner)
+                target_cid = inner.quic._peer_cid.cid
+                assert [r for r in table.installed
+                        if r.direction == TO_TARGET and r.new_dcid == target_cid]
+                assert await inner.request(b"y" * 3000, timeout=10) == b"y" * 3000
+                inner.close()
+                tunnel.close()
+
+    asyncio.run(main())
