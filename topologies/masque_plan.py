@@ -54,6 +54,7 @@ token = "{proxy_token}"
 address = "{mgmt_proxy}"
 class = "ops"
 operator = true
+proxy = true
 
 [[client]]
 name = "operator"
