@@ -45,7 +45,7 @@ async def forwarded_by_switch(switch_addr: str) -> tuple[int, int]:
         await session.close()
 
 
-def test_inner_quic_runs_forwarded_through_the_switch(topology: Topology,
+def test_inner_quic_runs_forwarded_through_the_switch(topology: Topology,  # noqa: F811
                                                        tmp_path: Path) -> None:
     target = launcher.selected_target()
     switch_cfg = launcher.SwitchConfig(ports=dict(topology.switch_if),
