@@ -213,7 +213,7 @@ class TunnelCounters:
     up_bytes: int = 0
     down_packets: int = 0
     down_bytes: int = 0
-    down_as_capsules: int = 0  # datagram-mode packets too large for a DATAGRAM frame
+    down_too_large: int = 0  # datagram mode: too large for a DATAGRAM frame, dropped
     dropped_context: int = 0  # HTTP Datagrams with an unknown context ID
     ignored_capsules: int = 0  # capsules of unknown types
 
@@ -458,15 +458,21 @@ class ProxyProtocol(OuterProtocol):
 
     # -- relaying --------------------------------------------------------------------------
     def send_udp(self, tunnel: ProxyTunnel, payload: bytes) -> None:
-        """Carry a UDP payload from the target to the client in the tunnel's mode."""
+        """Carry a UDP payload from the target to the client in the tunnel's mode.
+
+        In datagram mode a payload too large for one DATAGRAM frame is dropped and
+        counted (RFC 9298 section 7.1: not sent as a DATAGRAM capsule).
+        """
         assert self.h3 is not None
         http_payload = encode_udp_payload(payload)
-        if (tunnel.mode == "datagram" and self.h3.peer_datagrams
-                and datagram_fits(self._quic, len(http_payload), tunnel.stream_id)):
+        if tunnel.mode == "datagram" and self.h3.peer_datagrams:
+            if not datagram_fits(self._quic, len(http_payload), tunnel.stream_id):
+                tunnel.counters.down_too_large += 1
+                log.debug("tunnel %s: dropped a %d-byte payload too large for a DATAGRAM "
+                          "frame", tunnel.label, len(payload))
+                return
             self.h3.send_datagram(tunnel.stream_id, http_payload)
         else:
-            if tunnel.mode == "datagram":
-                tunnel.counters.down_as_capsules += 1
             try:
                 self.h3.send_data(tunnel.stream_id, encode_datagram_capsule(payload),
                                   end_stream=False)
@@ -663,10 +669,10 @@ class MasqueProxy:
         for key in ("up_packets", "up_bytes", "down_packets", "down_bytes"):
             self.stats[key] += getattr(c, key)
         log.info("tunnel close %s (%s) after %.1f s: up %d pkts/%d B, down %d pkts/%d B, "
-                 "as capsules %d, unknown contexts %d, unknown capsules %d "
+                 "too large %d, unknown contexts %d, unknown capsules %d "
                  "(open %d, opened %d, closed %d)", tunnel.label, tunnel.close_reason,
                  time.monotonic() - tunnel.opened_at, c.up_packets, c.up_bytes,
-                 c.down_packets, c.down_bytes, c.down_as_capsules, c.dropped_context,
+                 c.down_packets, c.down_bytes, c.down_too_large, c.dropped_context,
                  c.ignored_capsules, len(self.tunnels), self.stats["tunnels_opened"],
                  self.stats["tunnels_closed"])
 
