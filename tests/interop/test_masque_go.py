@@ -249,3 +249,38 @@ def test_mp_proxy_ends_the_tunnel_when_the_target_goes_away(procs: Processes,
     assert report["echoed"] > 5 and report["sent"] < 400, report
     assert report["closed"] == "receive: EOF", report
     wait_for_line(px, r"tunnel close .*socket error")
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
+def test_ipv6_target_both_ways(procs: Processes, masquego: Path) -> None:
+    """An IPv6 target: both clients expand the template the same way (2001:db8::42 is
+    2001%3Adb8%3A%3A42, RFC 9298 section 2) and both proxies parse it."""
+    echo = procs.start([str(masquego), "echo", "--listen", "[::1]:0"], r"^ready ", "echo")
+    target = next(x for x in echo.output if x.startswith("ready ")).split()[1]
+    mp_proxy, mpx = procs.mp_proxy(loopback(2), "--allow", "::1/128")
+    code, reports, err = go_client(masquego, mp_proxy, "--target", target, "--count", "3")
+    assert code == 0 and reports[0]["echoed"] == 3, (reports, err)
+    wait_for_line(mpx, r"tunnel open .*->::1:")
+    go_proxy, gpx = procs.masque_go_proxy(loopback(3))
+    done = mp_client(go_proxy, "--target", target, "--protocol", "udp", "--count", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for_line(gpx, r"tunnel open .* -> \[::1\]:")
+
+
+def test_masque_go_client_needs_http_datagrams(procs: Processes, masquego: Path) -> None:
+    """mp-proxy --no-datagrams (no QUIC DATAGRAM frames, no SETTINGS_H3_DATAGRAM) offers only
+    stream mode; masque-go's client, which has none, gives up before any request."""
+    target = procs.mp_target(loopback(1))
+    proxy, _ = procs.mp_proxy(loopback(2), "--no-datagrams")
+    code, reports, err = go_client(masquego, proxy, "--target", target["udp"], "--count", "1")
+    assert code == 1 and reports == []
+    assert "masque: QUIC connection needs Datagram support" in err, err
