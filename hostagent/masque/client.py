@@ -67,7 +67,12 @@ from hostagent.masque.fastpath import (
     format_dscp_map,
     local_address_towards,
 )
-from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.h3 import (
+    MasqueH3Connection,
+    datagram_fits,
+    datagram_queue_full,
+    outer_configuration,
+)
 from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.proxy import (
     FASTPATH_ADDRESS_HEADER,
@@ -190,7 +195,8 @@ class UdpTunnel:
         self.on_receive: Callable[[bytes], None] | None = None
         self.closed = asyncio.Event()
         self.close_reason = ""
-        self.sent = self.received = self.too_large = self.dropped_context = 0
+        self.sent = self.received = self.too_large = self.queue_full = 0
+        self.dropped_context = 0
         self._queue: deque[bytes] = deque()
         self._ready = asyncio.Event()
         self._parser = CapsuleParser()
@@ -211,7 +217,7 @@ class UdpTunnel:
     def counters(self) -> dict[str, int]:
         """Every counter of the tunnel: the slow path's and the fast path's (``fp_``)."""
         out = {"sent": self.sent, "received": self.received,
-               "too_large": self.too_large,
+               "too_large": self.too_large, "queue_full": self.queue_full,
                "dropped_context": self.dropped_context,
                "via_proxy": self.received - self.fastpath_counters.received}
         out.update({f"fp_{k}": v for k, v in vars(self.fastpath_counters).items()})
@@ -244,6 +250,9 @@ class UdpTunnel:
                 # RFC 9298 section 7.1: dropped like a UDP packet over the path MTU, not
                 # carried reliably in a capsule (which masque-go's proxy would drop anyway)
                 self.too_large += 1
+                return
+            if datagram_queue_full(proto._quic):  # a bounded queue, as at the proxy
+                self.queue_full += 1
                 return
             proto.h3.send_datagram(self.stream_id, http_payload)
         else:

@@ -72,6 +72,19 @@ class MasqueH3Connection(H3Connection):
         return (self.received_settings or {}).get(SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1
 
 
+#: HTTP Datagrams one connection may have queued in aioquic before more are dropped.
+#: aioquic's queue has no bound: a proxy short of CPU or congestion window queued
+#: seconds of datagrams (600 ms round trips in benchmarks/bench_interop.py). 256 full
+#: packets are about what a default UDP socket buffer holds (a burst of an inner
+#: connection's window passes), and about 0.1 s at the rate the slow path carries.
+MAX_PENDING_DATAGRAMS = 256
+
+
+def datagram_queue_full(quic: QuicConnection) -> bool:
+    """Whether aioquic already holds MAX_PENDING_DATAGRAMS unsent HTTP Datagrams."""
+    return len(quic._datagrams_pending) >= MAX_PENDING_DATAGRAMS
+
+
 def datagram_fits(quic: QuicConnection, http_payload_len: int, stream_id: int) -> bool:
     """Whether an HTTP Datagram of this size fits one QUIC DATAGRAM frame in one packet.
 

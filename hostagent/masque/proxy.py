@@ -50,7 +50,12 @@ from aioquic.quic.events import (
 )
 
 from hostagent.certs import credential_files
-from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.h3 import (
+    MasqueH3Connection,
+    datagram_fits,
+    datagram_queue_full,
+    outer_configuration,
+)
 from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.wire import (
     CAPSULE_DATAGRAM,
@@ -214,6 +219,7 @@ class TunnelCounters:
     down_packets: int = 0
     down_bytes: int = 0
     down_too_large: int = 0  # datagram mode: too large for a DATAGRAM frame, dropped
+    down_queue_full: int = 0  # datagram mode: dropped, MAX_PENDING_DATAGRAMS already queued
     dropped_context: int = 0  # HTTP Datagrams with an unknown context ID
     ignored_capsules: int = 0  # capsules of unknown types
 
@@ -461,7 +467,9 @@ class ProxyProtocol(OuterProtocol):
         """Carry a UDP payload from the target to the client in the tunnel's mode.
 
         In datagram mode a payload too large for one DATAGRAM frame is dropped and
-        counted (RFC 9298 section 7.1: not sent as a DATAGRAM capsule).
+        counted (RFC 9298 section 7.1: not sent as a DATAGRAM capsule), and so is one
+        that finds MAX_PENDING_DATAGRAMS already waiting (a bounded queue, not seconds
+        of delay).
         """
         assert self.h3 is not None
         http_payload = encode_udp_payload(payload)
@@ -470,6 +478,9 @@ class ProxyProtocol(OuterProtocol):
                 tunnel.counters.down_too_large += 1
                 log.debug("tunnel %s: dropped a %d-byte payload too large for a DATAGRAM "
                           "frame", tunnel.label, len(payload))
+                return
+            if datagram_queue_full(self._quic):
+                tunnel.counters.down_queue_full += 1
                 return
             self.h3.send_datagram(tunnel.stream_id, http_payload)
         else:
@@ -669,12 +680,12 @@ class MasqueProxy:
         for key in ("up_packets", "up_bytes", "down_packets", "down_bytes"):
             self.stats[key] += getattr(c, key)
         log.info("tunnel close %s (%s) after %.1f s: up %d pkts/%d B, down %d pkts/%d B, "
-                 "too large %d, unknown contexts %d, unknown capsules %d "
+                 "too large %d, queue full %d, unknown contexts %d, unknown capsules %d "
                  "(open %d, opened %d, closed %d)", tunnel.label, tunnel.close_reason,
                  time.monotonic() - tunnel.opened_at, c.up_packets, c.up_bytes,
-                 c.down_packets, c.down_bytes, c.down_too_large, c.dropped_context,
-                 c.ignored_capsules, len(self.tunnels), self.stats["tunnels_opened"],
-                 self.stats["tunnels_closed"])
+                 c.down_packets, c.down_bytes, c.down_too_large, c.down_queue_full,
+                 c.dropped_context, c.ignored_capsules, len(self.tunnels),
+                 self.stats["tunnels_opened"], self.stats["tunnels_closed"])
 
     def refused(self, proto: ProxyProtocol, stream_id: int, headers: dict[bytes, bytes],
                 refused: Refused) -> None:

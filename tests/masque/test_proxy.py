@@ -104,6 +104,39 @@ def test_datagram_mode_carries_up_to_the_frame_limit_and_drops_beyond() -> None:
     run(main())
 
 
+def test_the_proxy_queues_a_bounded_number_of_datagrams() -> None:
+    """aioquic's queue of unsent DATAGRAM frames has no bound; the proxy drops and counts
+    what finds MAX_PENDING_DATAGRAMS already waiting, instead of queueing seconds of delay
+    (benchmarks/bench_interop.py saw 600 ms round trips). Here the proxy cannot send at all
+    for a while (its transmit is held), so the echoes pile up."""
+    from hostagent.masque.h3 import MAX_PENDING_DATAGRAMS
+
+    count = MAX_PENDING_DATAGRAMS + 44
+
+    async def main() -> None:
+        async with environment() as env, env.client() as client:
+            tunnel = await client.open_udp(LOOPBACK, env.udp_port, mode="datagram")
+            (proto,) = env.proxy.connections
+            held = proto.transmit
+            proto.transmit = lambda: None  # type: ignore[method-assign]
+            for i in range(count):
+                tunnel.send(b"q%03d" % i)
+                if i % 50 == 49:
+                    await asyncio.sleep(0.02)  # the client's own queue drains meanwhile
+            assert tunnel.queue_full == 0
+            (proxied,) = env.proxy.tunnels
+            await wait_for(lambda: proxied.counters.down_packets == count, what="the echoes")
+            assert proxied.counters.down_queue_full == count - MAX_PENDING_DATAGRAMS
+            proto.transmit = held  # type: ignore[method-assign]
+            proto.transmit()
+            got = [await tunnel.recv(timeout=5) for _ in range(MAX_PENDING_DATAGRAMS)]
+            assert got == [b"q%03d" % i for i in range(MAX_PENDING_DATAGRAMS)]
+            with pytest.raises(TimeoutError):
+                await tunnel.recv(timeout=0.3)
+
+    run(main())
+
+
 def test_stream_mode_when_the_proxy_offers_no_datagrams() -> None:
     async def main() -> None:
         async with environment(datagrams=False) as env, env.client() as client:
