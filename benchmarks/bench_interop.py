@@ -118,9 +118,13 @@ def trial(net: InteropNet, binary: Path, way: Way, rate: float, seconds: float) 
             forwarder.stop()
     if done.returncode != 0:
         raise RuntimeError(f"loadgen failed: {done.stderr.strip()}")
+    report = json.loads(done.stdout)
+    if report["loss"] > 0.5 and forwarder is not None:
+        print("    (most lost; the MASQUE client said: "
+              + " | ".join(list(forwarder.output)[-4:]) + ")")
     cpu["generator"] = ((after_children.ru_utime + after_children.ru_stime)
                         - (children.ru_utime + children.ru_stime))
-    return Trial(rate, json.loads(done.stdout), cpu)
+    return Trial(rate, report, cpu)
 
 
 def _line(way: Way, t: Trial) -> str:

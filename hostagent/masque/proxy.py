@@ -102,6 +102,9 @@ FASTPATH_PROXY_PORT_HEADER = b"masque-fastpath-proxy-port"
 RANK_HEADER = b"masque-rank"
 #: RFC 9209 Proxy-Status.
 PROXY_STATUS_HEADER = b"proxy-status"
+#: Seconds a request waits for the client's SETTINGS (which say whether it takes HTTP
+#: Datagrams) before its tunnel is put in stream mode.
+SETTINGS_WAIT = 3.0
 #: Capsule bytes buffered per request stream while the proxy decides on the request.
 MAX_EARLY_BYTES = 64 * 1024
 NO_CONTROLLER_MESSAGE = ("fast path requested but no controller configured: "
@@ -326,6 +329,8 @@ class ProxyProtocol(OuterProtocol):
         self._parsers: dict[int, CapsuleParser] = {}
         self.peer_label = "?"
         self.peer_host: str | None = None  # the client's address, as this proxy sees it
+        #: set once the client's SETTINGS arrived (or the connection ended)
+        self.peer_settings = asyncio.Event()
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ProtocolNegotiated) and self.h3 is None:
@@ -349,6 +354,8 @@ class ProxyProtocol(OuterProtocol):
         if self.h3 is not None:
             for h3_event in self.h3.handle_event(event):
                 self._h3_event(h3_event)
+            if self.h3.settings_received or isinstance(event, ConnectionTerminated):
+                self.peer_settings.set()
 
     def _h3_event(self, event: H3Event) -> None:
         if isinstance(event, HeadersReceived):
@@ -640,6 +647,14 @@ class MasqueProxy:
         if wanted and wanted not in MODES:
             raise Refused(400, "http_request_error", f"masque-mode must be one of {MODES}")
         assert proto.h3 is not None
+        if not proto.peer_settings.is_set():
+            # A request can overtake the client's SETTINGS (another stream; a lost packet):
+            # deciding without them would put a datagram client in stream mode, whose
+            # capsules masque-go drops. RFC 9114 6.2.1: SETTINGS come first on the control
+            # stream, so they are at most a retransmission away.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTINGS_WAIT):
+                    await proto.peer_settings.wait()
         mode = "stream" if wanted == "stream" or not proto.h3.peer_datagrams else "datagram"
         tunnel = ProxyTunnel(proto, stream_id, target, address, mode, request_rank(headers),
                              sf_boolean(headers.get(FASTPATH_HEADER)), request_headers=headers)

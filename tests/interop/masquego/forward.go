@@ -59,8 +59,9 @@ func runTunnel(args []string) int {
 		return 1
 	}
 	defer local.Close()
-	local.SetReadBuffer(4 << 20)
-	local.SetWriteBuffer(4 << 20)
+	// The kernel's default socket buffers: a forwarder that cannot push faster than the proxy
+	// takes then loses packets, as a network would, instead of queueing seconds of them
+	// (rmem_max may allow megabytes).
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	qconn, err := dialProxy(ctx, *proxy, tlsConf)
