@@ -59,6 +59,19 @@ def test_mp_client_inner_quic_through_masque_go_proxy(procs: Processes) -> None:
     assert "datagram quic: 4 x 5000 B" in done.stdout, done.stdout
 
 
+def test_our_fast_path_request_is_ignored_by_masque_go(procs: Processes) -> None:
+    """masque-fastpath is this project's header; a proxy that does not know it answers a
+    plain 200, and mp-client keeps the tunnel on the slow path and says why."""
+    target = procs.mp_target(loopback(1))
+    proxy, _ = procs.masque_go_proxy(loopback(2))
+    done = mp_client(proxy, "--target", target["udp"], "--protocol", "udp", "--count", "3",
+                     "--fastpath")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "datagram udp: 3 x 1000 B" in done.stdout
+    assert ("fast path: the proxy left the tunnel on the slow path (the proxy did not grant "
+            "it)") in done.stdout, done.stdout
+
+
 def test_many_mp_client_tunnels_at_once_through_masque_go_proxy(procs: Processes) -> None:
     target = procs.mp_target(loopback(1))
     proxy, px = procs.masque_go_proxy(loopback(2))
