@@ -105,43 +105,55 @@ def _fmt_cpu(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _ratio(value: float | None, ref: float | None) -> str:
+    return f"{value / ref:.2f}" if value and ref else "-"
+
+
 def report(results: list[Result]) -> list[Row]:
-    """Print the side-by-side table; the README rows."""
+    """Print the side-by-side table; the README rows (with ratios to masque-go)."""
     ref = results[0]
     names = ["generator", "client", "proxy", "switch", "echo"]
+
+    def pps(r: Result) -> float:
+        return float(r.best.report["carried_pps"])
+
+    def proxy_cpu(r: Result) -> float | None:
+        return r.cpu_per_mb("proxy") or r.cpu_per_mb("switch")
+
     print(f"\n{'way':<26}{'max pkt/s':>10}{'Mbit/s':>8}{'x masque-go':>12}"
-          f"{'added p50 us':>13}{'added p99 us':>13}  CPU s/MB: "
+          f"{'added p50 us':>13}{'x':>6}{'added p99 us':>13}  CPU s/MB: "
           + " ".join(f"{n:>9}" for n in names) + f"{'proxy x':>9}")
     for r in results:
-        best = r.best.report
-        proxy_cpu = r.cpu_per_mb("proxy") or r.cpu_per_mb("switch")
-        ref_cpu = ref.cpu_per_mb("proxy")
-        ratio = f"{proxy_cpu / ref_cpu:.2f}" if proxy_cpu and ref_cpu else "-"
-        print(f"{r.way.name:<26}{best['carried_pps']:>10,.0f}"
-              f"{best['carried_pps'] * SIZE * 8 / 1e6:>8,.0f}"
-              f"{best['carried_pps'] / ref.best.report['carried_pps']:>12.2f}"
-              f"{r.added('rtt_p50_us'):>13,.0f}{r.added('rtt_p99_us'):>13,.0f}  CPU s/MB: "
-              + " ".join(f"{_fmt_cpu(r.cpu_per_mb(n)):>9}" for n in names) + f"{ratio:>9}")
+        print(f"{r.way.name:<26}{pps(r):>10,.0f}{pps(r) * SIZE * 8 / 1e6:>8,.0f}"
+              f"{_ratio(pps(r), pps(ref)):>12}{r.added('rtt_p50_us'):>13,.0f}"
+              f"{_ratio(r.added('rtt_p50_us'), ref.added('rtt_p50_us')):>6}"
+              f"{r.added('rtt_p99_us'):>13,.0f}  CPU s/MB: "
+              + " ".join(f"{_fmt_cpu(r.cpu_per_mb(n)):>9}" for n in names)
+              + f"{_ratio(proxy_cpu(r), proxy_cpu(ref)):>9}")
     print("(max: carried pkt/s at the highest offered rate with <1% loss; added: RTT minus "
-          "the direct path's at half that rate; CPU at half that rate; echo is "
-          "`masquego echo`, not counted in the ratio)")
+          "the direct path's at half that rate; CPU at half that rate; proxy x: the proxy's, "
+          "or the switch's, CPU per MB over masque-go's proxy's; echo is `masquego echo`)")
     ways = ", ".join(r.way.name for r in results)
     title = f"CONNECT-UDP side by side, {SIZE} B UDP echo ({ways})"
-    pps = " / ".join(f"{r.best.report['carried_pps']:,.0f}" for r in results)
-    ratios = " / ".join(f"{r.best.report['carried_pps'] / ref.best.report['carried_pps']:.2f}"
-                        for r in results)
-    lat = " / ".join(f"{r.added('rtt_p50_us'):,.0f}/{r.added('rtt_p99_us'):,.0f}"
-                     for r in results)
-    cpu = " / ".join(_fmt_cpu(r.cpu_per_mb("proxy") or r.cpu_per_mb("switch"))
-                     for r in results)
-    client_cpu = " / ".join(_fmt_cpu(r.cpu_per_mb("client")) for r in results)
-    return [Row(title, "max pkt/s at <1% loss (ratio to masque-go)", f"{pps} ({ratios})", "-",
-                "namespaces"),
-            Row(title, "added RTT p50/p99 at half that load, us", lat, "-", "namespaces"),
-            Row(title, "proxy (switch) CPU s per MB echoed at half load", cpu, "-",
-                "namespaces"),
-            Row(title, "MASQUE client CPU s per MB echoed at half load", client_cpu, "-",
-                "namespaces")]
+
+    def cells(values: list[str], ratios: list[str]) -> str:
+        return " / ".join(values) + " (x masque-go: " + " / ".join(ratios) + ")"
+
+    return [
+        Row(title, "max pkt/s at <1% loss",
+            cells([f"{pps(r):,.0f}" for r in results],
+                  [_ratio(pps(r), pps(ref)) for r in results]), "-", "namespaces"),
+        Row(title, "added RTT at half that load, us: p50 (p99)",
+            cells([f"{r.added('rtt_p50_us'):,.0f} ({r.added('rtt_p99_us'):,.0f})"
+                   for r in results],
+                  [_ratio(r.added("rtt_p50_us"), ref.added("rtt_p50_us")) for r in results]),
+            "-", "namespaces"),
+        Row(title, "proxy (switch) CPU s per MB echoed at half load",
+            cells([_fmt_cpu(proxy_cpu(r)) for r in results],
+                  [_ratio(proxy_cpu(r), proxy_cpu(ref)) for r in results]), "-", "namespaces"),
+        Row(title, "MASQUE client CPU s per MB echoed at half load",
+            " / ".join(_fmt_cpu(r.cpu_per_mb("client")) for r in results), "-", "namespaces"),
+    ]
 
 
 def main() -> list[Row]:

@@ -65,3 +65,26 @@ def test_a_lossy_trial_is_repeated_once(monkeypatch: pytest.MonkeyPatch) -> None
 def test_no_rate_is_good_enough(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RuntimeError, match="even at 125"):
         search(100, monkeypatch)
+
+
+def test_the_side_by_side_rows_carry_ratios_to_masque_go() -> None:
+    from benchmarks.bench_interop import Result, report
+
+    def t(pps: float, p50: float, cpu: dict[str, float]) -> udp_load.Trial:
+        return udp_load.Trial(pps, {"carried_pps": pps, "rtt_p50_us": p50, "rtt_p99_us": 2 * p50,
+                                    "received": int(3 * pps), "loss": 0.0}, cpu)
+
+    base = t(1000, 60, {})
+    results = [
+        Result(udp_load.Way("masque-go proxy", []), t(8000, 300, {}),
+               t(4000, 360, {"proxy": 0.6, "client": 0.3}), base),
+        Result(udp_load.Way("mp-proxy datagram", []), t(2000, 900, {}),
+               t(1000, 660, {"proxy": 0.6, "client": 0.3}), base),
+    ]
+    rows = {r.measure: r.ours for r in report(results)}
+    assert rows["max pkt/s at <1% loss"] == "8,000 / 2,000 (x masque-go: 1.00 / 0.25)"
+    assert rows["added RTT at half that load, us: p50 (p99)"] == (
+        "300 (600) / 600 (1,200) (x masque-go: 1.00 / 2.00)")
+    # the same CPU seconds for a quarter of the megabytes: 4x per MB
+    assert rows["proxy (switch) CPU s per MB echoed at half load"].endswith(
+        "(x masque-go: 1.00 / 4.00)")
