@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.results import Row
+from clikit import no_options
 from hostagent.masque.client import MasqueClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,4 +115,5 @@ def main() -> list[Row]:
 
 
 if __name__ == "__main__":
+    no_options("python -m benchmarks.bench_forwarded_mode", __doc__)
     main()
