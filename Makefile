@@ -11,13 +11,13 @@ help:
 	@echo "make bench   run the benchmarks and print their tables"
 	@echo "make p4      recompile p4src/ into p4src/build/ with p4c"
 	@echo "make proto   regenerate controller/proto/*_pb2*.py from the .proto files"
-	@echo "make lint    ruff, and mypy on controller/ and hostagent/"
+	@echo "make lint    ruff, and mypy on every package but the experiments"
 
 bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
-	$(PY) -m topologies.demo
+	$(PY) -m experiments.demo
 
 test: bootstrap
 	$(PY) -m pytest
@@ -33,7 +33,7 @@ proto: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check .
-	$(PY) -m mypy controller hostagent
+	$(PY) -m mypy controller hostagent netlab clikit schedmodels p4src topologies
 
 clean:
 	rm -rf .venv .pytest_cache *.egg-info

@@ -39,9 +39,10 @@ from benchmarks.udp_load import (
     switch_way,
     trial,
 )
+from clikit import no_options
+from netlab import capabilities
+from netlab.nsprocess import python_module
 from tests.interop.masquego_build import build
-from topologies import capabilities
-from topologies.nsprocess import python_module
 
 LATENCY_S = 3.0
 PROXY_PORT = 4433
@@ -195,4 +196,5 @@ def main() -> list[Row]:
 
 
 if __name__ == "__main__":
+    no_options("python -m benchmarks.bench_interop", __doc__)
     main()

@@ -11,7 +11,7 @@ baseline of "added latency"). Row 4 (the switch fast path) uses the lower path: 
 client and target namespaces, each with a second interface on a switch port, addressed
 as tests/dataplane/plan.py's hosts 1 and 3 (static ARP for their gateways at the switch's
 MACs, a route to the proxy subnet 10.0.2.0/24 through the switch, checksum offload off).
-Names carry the pid; everything is deleted on exit.
+Names are netlab.names' (unique to this run); everything is deleted on exit.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from netlab import names
+from netlab.veth import no_ipv6, offloads_off
 from tests.dataplane import plan
 
 CLIENT, PROXY_IN, PROXY_OUT, TARGET = "10.77.1.10", "10.77.1.1", "10.77.2.1", "10.77.2.10"
@@ -41,11 +43,11 @@ class InteropNet:
     """Client, proxy and target namespaces; optionally switch ports 1 and 3 on the hosts."""
 
     def __init__(self) -> None:
-        tag = os.getpid() % 10_000_000
-        self.ns = {"client": f"mpic{tag}", "proxy": f"mpip{tag}", "target": f"mpit{tag}"}
-        self.links = {"a": (f"mpi{tag}a", f"mpi{tag}A"), "b": (f"mpi{tag}b", f"mpi{tag}B")}
+        self.ns = {role: names.netns(f"i{role[:2]}") for role in ("client", "proxy", "target")}
+        self.links = {"a": (names.ifname("ia"), names.ifname("iA")),
+                      "b": (names.ifname("ib"), names.ifname("iB"))}
         #: switch port -> (switch end in the root namespace, host end)
-        self.switch_if = {1: (f"mpi{tag}s1", f"mpi{tag}h1"), 3: (f"mpi{tag}s3", f"mpi{tag}h3")}
+        self.switch_if = {p: (names.ifname(f"is{p}"), names.ifname(f"ih{p}")) for p in (1, 3)}
         self.switched = False
 
     def exec(self, role: str) -> list[str]:
@@ -76,15 +78,14 @@ class InteropNet:
             s, h = self.switch_if[port]
             ns = self.ns[role]
             _run("ip", "link", "add", s, "type", "veth", "peer", "name", h, "netns", ns)
-            Path(f"/proc/sys/net/ipv6/conf/{s}/disable_ipv6").write_text("1\n")
+            no_ipv6(s)
+            offloads_off(s)
+            offloads_off(h, ns)
             _run("ip", "link", "set", s, "up")
             _run("ip", "-n", ns, "link", "set", h, "address", plan.HOST_MAC[port])
             host = plan.CLIENT if port == 1 else plan.TARGET
             _run("ip", "-n", ns, "addr", "add", f"{host}/24", "dev", h)
             _run("ip", "-n", ns, "link", "set", h, "up")
-            for end, where in ((s, []), (h, self.exec(role))):
-                subprocess.run([*where, "ethtool", "-K", end, "tx", "off", "tso", "off",
-                                "gso", "off"], capture_output=True)
             gateway = plan.SUBNET[port].replace(".0/24", ".1")
             _run("ip", "-n", ns, "neigh", "replace", gateway, "lladdr", plan.SWITCH_MAC[port],
                  "dev", h, "nud", "permanent")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.interop_net import InteropNet, cpu_seconds
-from topologies.nsprocess import NamespaceProcess
+from netlab.nsprocess import NamespaceProcess
 
 SIZE = 1200  # UDP payload bytes echoed (the shim comes on top on the fast path)
 TRIAL_S, DRAIN_S = 2.0, 0.5

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
+
+from clikit import setup_logging, wait_until_signalled
 
 LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
               "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
@@ -107,9 +107,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
 
 def main(argv: list[str] | None = None) -> int:
     args, targs = parse(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=LOG_LEVELS[args.log_level], filename=args.log_file,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(LOG_LEVELS[args.log_level], filename=args.log_file)
     from bmv2.softswitch.switch import SoftSwitch
 
     switch = SoftSwitch(device_id=args.device_id, ports=dict(args.interface),
@@ -122,13 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"mp-switch: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     logging.getLogger("mp-switch").info(
         "serving P4Runtime on %s; ports %s", targs.grpc_server_addr,
         ", ".join(f"{n}@{i}" for n, i in sorted(dict(args.interface).items())) or "none")
-    stop.wait()
+    wait_until_signalled()
     switch.stop()
     return 0
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from netlab.nsprocess import NamespaceProcess, python_module
 from tests.interop.masquego_build import build
-from topologies.nsprocess import NamespaceProcess, python_module
 
 
 @pytest.fixture(scope="session")

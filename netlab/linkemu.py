@@ -2,7 +2,7 @@
 
 The seed experiments run over an impaired link (5 Mbit/s, 50 ms, 1.5% loss).
 The kernel's netem does that where it exists; where it does not (this project's
-development machines have no `sch_netem`), `topologies.linkemu_bridge` does it
+development machines have no `sch_netem`), `netlab.linkemu_bridge` does it
 in userspace with the `LinkModel` below. Both are configured from one
 `LinkParams`, so an experiment states its link once and runs either way.
 

@@ -9,7 +9,7 @@ Two ways, with the same addresses and interface names in both namespaces:
 
 - netem: one veth pair straight from `ns_a` to `ns_b`, a netem qdisc on each
   end carrying that direction's rate, delay, jitter and loss;
-- userspace: a third namespace holds the emulator (`topologies.linkemu_bridge`)
+- userspace: a third namespace holds the emulator (`netlab.linkemu_bridge`)
   between two veth pairs, ns_a <-> emulator <-> ns_b. The kernel's checksum and
   segmentation offloads are turned off on the four ends with ethtool, so that
   every frame the emulator reads is one finished frame it can send on.
@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,17 +39,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from topologies.linkemu import LinkParams, format_spec, netem_args, netem_unavailable_reason
-from topologies.linkemu_bridge import PRIORITIES
+from netlab.linkemu import LinkParams, format_spec, netem_args, netem_unavailable_reason
+from netlab.linkemu_bridge import PRIORITIES
+from netlab.names import IFNAMSIZ, run_tag
+from netlab.veth import offloads_off
 
 log = logging.getLogger(__name__)
 
-IFNAMSIZ = 15  # longest Linux interface name
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 MODES = ("auto", "netem", "userspace")
-#: ethtool features turned off on every end of a userspace-emulated link
-OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "gro", "off")
 BRIDGE_READY_TIMEOUT_S = 30.0
 BRIDGE_STOP_TIMEOUT_S = 5.0
 _REPO = Path(__file__).resolve().parent.parent
@@ -146,7 +144,7 @@ class EmulatedLink:
                              "(e.g. 10.251.0.1/30 and 10.251.0.2/30)")
         if self.addr_a.ip == self.addr_b.ip:
             raise ValueError(f"both ends have the address {self.addr_a.ip}")
-        tag = f"{os.getpid() % 100000}{next(_serial)}"
+        tag = f"{run_tag()}{next(_serial)}"
         self.ifname_a = ifname_a or f"mpl{tag}a"
         self.ifname_b = ifname_b or f"mpl{tag}b"
         for ifname in (self.ifname_a, self.ifname_b):
@@ -219,14 +217,10 @@ class EmulatedLink:
         _run("ip", "-n", ns, "link", "set", "dev", ifname, "up")
 
     def _offloads_off(self, ends: list[tuple[str, str]], required: bool) -> None:
-        if shutil.which("ethtool") is None:
-            if required:
-                raise RuntimeError("userspace link emulation needs ethtool (Debian package "
-                                   "ethtool) to turn off checksum and segmentation offloads")
-            log.warning("ethtool missing: TSO/GSO stay on, netem sees super-frames")
-            return
         for ns, ifname in ends:
-            _run("ip", "netns", "exec", ns, "ethtool", "-K", ifname, *OFFLOADS_OFF)
+            if not offloads_off(ifname, ns, required):
+                log.warning("ethtool missing: TSO/GSO stay on, netem sees super-frames")
+                return
 
     def _add_veth(self, ns1: str, if1: str, ns2: str, if2: str) -> None:
         _run("ip", "link", "add", if1, "netns", ns1, "type", "veth",
@@ -270,7 +264,7 @@ class EmulatedLink:
             prefix="linkemu-", suffix=".log")
         self.bridge = subprocess.Popen(
             ["ip", "netns", "exec", self.emu_ns,
-             sys.executable, "-m", "topologies.linkemu_bridge",
+             sys.executable, "-m", "netlab.linkemu_bridge",
              "--a", "ea", "--b", "eb", "--a-to-b", format_spec(self.a_to_b),
              "--b-to-a", format_spec(self.b_to_a), "--priority", self.bridge_priority],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._bridge_stderr,

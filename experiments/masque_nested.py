@@ -12,7 +12,7 @@ proxy) is ABS, RR or FCFS; the client-proxy link has 5 Mbit/s, 50 ms one way and
 0.5% loss each way. Per variant and outer priority: mean latency from issue to
 the whole echo; a table, a JSON file and a plot.
 
-    python -m topologies.masque_nested [--connections 10 --streams 30] [--out results/masque]
+    python -m experiments.masque_nested [--connections 10 --streams 30] [--out results/masque]
 
 Seed thesis: under ABS the mean latency falls with priority (priority 1 fastest).
 """
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from topologies.masque_common import (
+from experiments.masque_common import (
     ExperimentSite,
     add_via_arguments,
     check_host,
@@ -102,14 +102,14 @@ def bar_plot(runs: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ABS, RR and FCFS over the emulated topology; print, write JSON and PNG."""
-    parser = argparse.ArgumentParser(prog="python -m topologies.masque_nested",
+    parser = argparse.ArgumentParser(prog="python -m experiments.masque_nested",
                                      description=__doc__.split("\n\n")[0], epilog=SEED_RESULT)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--streams", type=int, default=30, help="streams per connection")
     parser.add_argument("--size", type=int, default=1024, help="bytes per stream")
     parser.add_argument("--priorities", type=int, default=10, help="outer priority levels")
     parser.add_argument("--link", default=DEFAULT_LINK,
-                        help=f"client-proxy impairment, each way (default {DEFAULT_LINK!r})")
+                        help="client-proxy impairment, each way (default %(default)r)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated outer schedulers (default abs,rr,fcfs)")
     parser.add_argument("--inner-scheduler", default="abs")

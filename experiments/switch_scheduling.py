@@ -11,10 +11,10 @@ over 0..100. One sender process draws each packet's rank uniformly from them (se
 and sends Poisson-spaced 1000-byte datagrams at `--load` x the bottleneck (1.3). The
 same traffic runs with the switch in each mode. Per rank: one-way latency quartiles and
 drop rate. Inversions are estimated from the receiver's view (see `receiver_inversions`)
-and the reference (`topologies.pifo_reference`) is run on the sender's log of each run
+and the reference (`schedmodels.portsim`) is run on the sender's log of each run
 for FIFO, STRICT, SP-PIFO and PIFO. Writes JSON and a PNG, prints tables.
 
-    python -m topologies.switch_scheduling [--seconds 8] [--modes fifo,strict,sppifo] \\
+    python -m experiments.switch_scheduling [--seconds 8] [--modes fifo,strict,sppifo] \\
         [--load 1.3] [--seed 1] [--out results/switch]
 
 The same module is the sender and the receiver inside the namespaces (`--role`).
@@ -23,6 +23,7 @@ The same module is the sender and the receiver inside the namespaces (`--role`).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import platform
@@ -41,10 +42,10 @@ import grpc
 from bmv2 import launcher
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
-from topologies import capabilities
-from topologies.hosts import SwitchHost, controller_config
-from topologies.nsprocess import NamespaceProcess, ProcessFailed, python_module
-from topologies.pifo_reference import (
+from netlab import capabilities, names
+from netlab.hosts import SwitchHost
+from netlab.nsprocess import NamespaceProcess, ProcessFailed, python_module
+from schedmodels.portsim import (
     Packet,
     RankCounter,
     StrictRange,
@@ -53,10 +54,10 @@ from topologies.pifo_reference import (
     simulate,
 )
 
-SENDER = SwitchHost("mpss-h1", 1, "10.0.1.10/24", "02:00:00:00:01:0a", "02:aa:00:00:00:01",
-                    prefix="mpss")
-RECEIVER = SwitchHost("mpss-h3", 3, "10.0.3.10/24", "02:00:00:00:03:0a",
-                      "02:aa:00:00:00:03", prefix="mpss")
+SENDER = SwitchHost(names.netns("ss1"), 1, "10.0.1.10/24", "02:00:00:00:01:0a",
+                    "02:aa:00:00:00:01", prefix=names.ifname("ss"))
+RECEIVER = SwitchHost(names.netns("ss3"), 3, "10.0.3.10/24", "02:00:00:00:03:0a",
+                      "02:aa:00:00:00:03", prefix=names.ifname("ss"))
 BOTTLENECK_BPS = 5_000_000
 MODES = ("fifo", "strict", "sppifo")
 #: 16 ranks spread evenly over 0..100 (the paper's uniform ranks 0-100, on 16 DSCP tags)
@@ -77,6 +78,23 @@ STRICT_RANGES = even_strict_ranges(0, 100, QUEUES)
 
 
 # -- the estimator -----------------------------------------------------------------------------
+
+def controller_config(hosts: list[SwitchHost], switch_addr: str, nb_port: int, token: str,
+                      operator: SwitchHost, extra: str = "") -> str:
+    """A TOML config for mp-controller: one switch, a route to each host, and one operator
+    client (`token`, at `operator`'s address) for the experiment that drives it."""
+    routes = "".join(
+        f'[[route]]\nprefix = "{ipaddress.IPv4Interface(h.addr).network}"\nport = {h.port}\n'
+        f'src_mac = "{h.switch_mac}"\ndst_mac = "{h.host_mac}"\n' for h in hosts)
+    return (f'state = "state.sqlite"\nnorthbound = "127.0.0.1:{nb_port}"\nsched_mode = "fifo"\n'
+            f'[[switch]]\nname = "s1"\naddress = "{switch_addr}"\n'
+            f'[fastpath]\naddress = "10.0.2.1"\nproxy_addr = "10.0.2.10"\n'
+            f"{routes}{extra}"
+            f'[[class]]\nname = "ops"\n'
+            f'[[client]]\nname = "operator"\ntoken = "{token}"\naddress = "{operator.ip}"\n'
+            f'class = "ops"\noperator = true\n')
+
+
 def receiver_inversions(rows: Sequence[Sequence[float]], base: float | None = None) -> int:
     """Inversions as seen by the receiver.
 
@@ -177,12 +195,12 @@ def run_mode(tmp: Path, mode: str, seconds: float, load: float, seed: int) -> di
     """One run of traffic; the sender's and the receiver's logs."""
     send_log, recv_log = tmp / f"{mode}-send.json", tmp / f"{mode}-recv.json"
     with NamespaceProcess(RECEIVER.name, python_module(
-            "topologies.switch_scheduling", "--role", "receive", "--listen", f"0.0.0.0:{PORT}",
+            "experiments.switch_scheduling", "--role", "receive", "--listen", f"0.0.0.0:{PORT}",
             "--seconds", str(seconds + 2.5), "--log", str(recv_log)),
             capture_stdout=True, name="receiver") as receiver:
         time.sleep(0.3)
         with NamespaceProcess(SENDER.name, python_module(
-                "topologies.switch_scheduling", "--role", "send", "--to",
+                "experiments.switch_scheduling", "--role", "send", "--to",
                 f"{RECEIVER.ip}:{PORT}", "--rate", str(load * BOTTLENECK_BPS),
                 "--seconds", str(seconds), "--seed", str(seed), "--log", str(send_log)),
                 capture_stdout=True, name="sender") as sender:
@@ -410,7 +428,7 @@ def experiment(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m topologies.switch_scheduling",
+    parser = argparse.ArgumentParser(prog="python -m experiments.switch_scheduling",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="traffic per mode (8)")
     parser.add_argument("--modes", default=",".join(MODES),

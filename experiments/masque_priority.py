@@ -17,7 +17,7 @@ Per flow: packets whose echo came back, round-trip time p50/p99 (client clock),
 and per variant the proxy host's CPU seconds per MB carried. A table, a JSON
 file and a PNG (RTT CDF per flow and variant).
 
-    sudo .venv/bin/python -m topologies.masque_priority [--seconds 6] [--out results/demo]
+    sudo .venv/bin/python -m experiments.masque_priority [--seconds 6] [--out results/demo]
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from topologies import capabilities
-from topologies.linkemu import parse_rate
+from netlab import capabilities
+from netlab.linkemu import parse_rate
 
 PROG = "masque_priority"
 DEFAULT_FLOWS = ("high,0,0.4mbit,200", "bulk-1,10,3mbit,1200", "bulk-2,20,3mbit,1200")
@@ -118,8 +118,8 @@ def cdf_plot(raw: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m topologies.{PROG}", description=__doc__.split("\n\n")[0],
-        epilog="needs root and Mininet (sudo .venv/bin/python -m topologies.masque_priority)")
+        prog=f"python -m experiments.{PROG}", description=__doc__.split("\n\n")[0],
+        epilog="needs root and Mininet (sudo .venv/bin/python -m experiments.masque_priority)")
     parser.add_argument("--seconds", type=float, default=6.0,
                         help="sending time per variant (default 6)")
     parser.add_argument("--flow", action="append", metavar="NAME,PRIORITY,RATE,SIZE",
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         if not cap.available:
             print(f"{PROG}: {cap.detail}", file=sys.stderr)
             return 1
-    from topologies.masque_proxy import QUIC_PORT, MasqueTopology
+    from topologies.masque_plan import QUIC_PORT
+    from topologies.masque_topology import MasqueTopology
     started = time.monotonic()
     offered = sum(f.rate_bps for f in flows) / 1e6
     print(f"*** bringing up masque_proxy's topology: built-in target, switch port to t1 "

@@ -9,8 +9,8 @@ each way. Per variant: the share of connections whose echo completed within the
 8 s deadline, latency quartiles (t0 to the last echoed byte) and the time until
 all were done; a table, a JSON file and a CDF plot.
 
-    python -m topologies.masque_fcfs_rr [--connections 100] [--out results/masque]
-    sudo .venv/bin/python -m topologies.masque_fcfs_rr --via switch [--fastpath off|on|both]
+    python -m experiments.masque_fcfs_rr [--connections 100] [--out results/masque]
+    sudo .venv/bin/python -m experiments.masque_fcfs_rr --via switch [--fastpath off|on|both]
 
 Seed thesis: FCFS 17% vs RR 68% within 8 s; all done after about 24 s vs 15 s.
 """
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from topologies.masque_common import (
+from experiments.masque_common import (
     ExperimentSite,
     add_via_arguments,
     check_host,
@@ -93,13 +93,13 @@ def cdf_plot(runs: dict[str, dict[str, Any]], path: Path, deadline: float, title
 
 def main(argv: list[str] | None = None) -> int:
     """Run FCFS and RR over the emulated topology; print, write JSON and PNG."""
-    parser = argparse.ArgumentParser(prog="python -m topologies.masque_fcfs_rr",
+    parser = argparse.ArgumentParser(prog="python -m experiments.masque_fcfs_rr",
                                      description=__doc__.split("\n\n")[0], epilog=SEED_RESULT)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--size", type=int, default=10240, help="echo bytes per connection")
     parser.add_argument("--deadline", type=float, default=8.0)
     parser.add_argument("--link", default=DEFAULT_LINK,
-                        help=f"client-proxy impairment, each way (default {DEFAULT_LINK!r})")
+                        help="client-proxy impairment, each way (default %(default)r)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated outer schedulers (default fcfs,rr)")
     parser.add_argument("--inner-scheduler", default="rr",

@@ -7,16 +7,23 @@ A discrete-event simulation of one port of `rate_bps` fed by a packet trace
 - ``strict``: rank ranges -> `queues` strict-priority queues (queue 0 served first),
   each drop-tail, like the switch's STRICT mode and its ``[[strict]]`` ranges;
 - ``sppifo``: `queues` strict-priority queues, the queue chosen by
-  `bmv2.sppifo.SpPifoBounds`, drop-tail per queue; a full queue drops the packet and
+  `schedmodels.sppifo.SpPifoBounds`, drop-tail per queue; a full queue drops the packet and
   changes no bound (the paper's rule; the v1model switch cannot honour it, see
   `full_queue_moves_bounds`);
 - ``pifo``: the ideal: always serve the smallest rank buffered, FIFO among equal
-  ranks, one drop-tail buffer as large as all the queues together.
+  ranks, one drop-tail buffer as large as all the queues together;
+- ``aifo``: one FIFO (as ``fifo``) behind AIFO's rank-aware admission
+  (`schedmodels.aifo`);
+- ``packs``: `queues` strict-priority queues, PACKS choosing the queue or dropping the
+  packet from its rank's quantile and the occupancies (`schedmodels.aifo`).
 
-Inversions are counted as the SP-PIFO authors' simulator counts them (see
-/work/shared/REFERENCES.md): when a packet of rank r is dequeued, every packet still
-buffered with a rank < r is one inversion. It also reports drops and, per rank, the
-queueing delay (from arrival to the start of transmission).
+Drops are counted in all, and apart as admission drops (AIFO's and PACKS's refusals of
+a packet that would have fitted) and tail drops (a full queue).
+
+Inversions are counted as the SP-PIFO authors' simulator counts them (the
+evaluation code of their repository, nsg-ethz/SP-PIFO): when a packet of rank r is
+dequeued, every packet still buffered with a rank < r is one inversion. It also
+reports drops and, per rank, the queueing delay (from arrival to the start of transmission).
 
 Conventions, so that tiny traces can be computed by hand: the packet being
 transmitted is not in the buffer; every arriving packet is first mapped and
@@ -36,9 +43,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bmv2.sppifo import SpPifoBounds
+from clikit import no_options
+from schedmodels.aifo import BURST_PCT, WINDOW, Aifo, Packs, RankWindow
+from schedmodels.sppifo import SpPifoBounds
 
-DISCIPLINES = ("fifo", "strict", "sppifo", "pifo")
+DISCIPLINES = ("fifo", "strict", "sppifo", "pifo", "aifo", "packs")
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class SimResult:
     discipline: str
     inversions: int = 0
     drops: int = 0
+    #: of `drops`, those refused by AIFO's or PACKS's admission (the rest: a full queue)
+    admission_drops: int = 0
     per_rank: dict[int, RankStats] = field(default_factory=dict)
     #: indices into the trace in the order they left the port
     departures: list[int] = field(default_factory=list)
@@ -97,7 +108,8 @@ class SimResult:
     def summary(self) -> dict[str, object]:
         """JSON-friendly totals and per-rank summaries."""
         return {"discipline": self.discipline, "inversions": self.inversions,
-                "drops": self.drops, "delivered": len(self.departures),
+                "drops": self.drops, "admission_drops": self.admission_drops,
+                "delivered": len(self.departures),
                 "per_rank": {str(r): s.summary() for r, s in sorted(self.per_rank.items())}}
 
 
@@ -141,7 +153,8 @@ class _Buffer:
     """The buffered packets of one discipline: admit (or refuse) on arrival, pop on dequeue."""
 
     def __init__(self, discipline: str, queues: int, depth: int, fifo_depth: int,
-                 strict: Sequence[StrictRange], full_queue_moves_bounds: bool) -> None:
+                 strict: Sequence[StrictRange], full_queue_moves_bounds: bool,
+                 window: int = WINDOW, burst_pct: int = BURST_PCT) -> None:
         self.discipline = discipline
         self.depth = depth
         self.fifo_depth = fifo_depth
@@ -151,6 +164,9 @@ class _Buffer:
             raise ValueError(f"a strict range names a queue outside 0..{queues - 1}")
         self.moves_bounds = full_queue_moves_bounds
         self.sppifo = SpPifoBounds(queues)
+        self.aifo = Aifo(RankWindow(window), burst_pct)
+        self.packs = Packs(RankWindow(window), burst_pct)
+        self.refused = False  # the last refusal was an admission drop, not a full queue
         self.queues: list[deque[int]] = [deque() for _ in range(queues)]
         self.heap: list[tuple[int, int, int]] = []
         self.arrivals = 0  # admission order, the PIFO's tie-break (FIFO among equal ranks)
@@ -164,11 +180,26 @@ class _Buffer:
         return len(self.queues) - 1
 
     def admit(self, index: int, rank: int) -> bool:
-        """Buffer packet `index`; False when drop-tail refuses it."""
-        if self.discipline == "fifo":
+        """Buffer packet `index`; False when it is dropped (`refused` says whether by
+        admission rather than a full queue)."""
+        self.refused = False
+        if self.discipline in ("fifo", "aifo"):
             if self.size >= self.fifo_depth:
+                if self.discipline == "aifo":
+                    self.aifo.window.push(rank)  # the switch sees every packet's rank
+                return False
+            if self.discipline == "aifo" and not self.aifo.decide(rank, self.size,
+                                                                   self.fifo_depth):
+                self.refused = True
                 return False
             self.queues[0].append(index)
+        elif self.discipline == "packs":
+            held = [len(q) for q in self.queues]
+            q = self.packs.decide(rank, held, self.depth)
+            if q is None:
+                self.refused = any(h < self.depth for h in held)
+                return False
+            self.queues[q].append(index)
         elif self.discipline == "pifo":
             if self.size >= self.capacity:
                 return False
@@ -202,14 +233,16 @@ class _Buffer:
 def simulate(trace: Sequence[Packet], rate_bps: float, discipline: str, *, queues: int = 8,
              depth: int = 64, fifo_depth: int | None = None,
              strict: Sequence[StrictRange] = (),
-             full_queue_moves_bounds: bool = False) -> SimResult:
+             full_queue_moves_bounds: bool = False, window: int = WINDOW,
+             burst_pct: int = BURST_PCT) -> SimResult:
     """Run `trace` (sorted by time, or sorted here) through one port under `discipline`.
 
     `depth` is each priority queue's capacity in packets; the PIFO holds `queues * depth`;
     FIFO holds `fifo_depth` (default `queues * depth`, the same total buffer; the switch's
     FIFO mode uses one queue, so the live experiment passes `depth`).
     `full_queue_moves_bounds` mimics the v1model switch, where a packet that a full queue
-    drops has already moved the SP-PIFO bounds.
+    drops has already moved the SP-PIFO bounds. `window` and `burst_pct` (k in percent)
+    are AIFO's and PACKS's; AIFO's FIFO holds `fifo_depth` like FIFO's.
     """
     if discipline not in DISCIPLINES:
         raise ValueError(f"unknown discipline {discipline!r}; choose from {DISCIPLINES}")
@@ -217,7 +250,7 @@ def simulate(trace: Sequence[Packet], rate_bps: float, discipline: str, *, queue
         raise ValueError("rate, queues and depth must be positive")
     order = sorted(range(len(trace)), key=lambda i: trace[i].time)
     buf = _Buffer(discipline, queues, depth, queues * depth if fifo_depth is None else fifo_depth,
-                  strict, full_queue_moves_bounds)
+                  strict, full_queue_moves_bounds, window, burst_pct)
     counter = RankCounter(p.rank for p in trace)
     result = SimResult(discipline)
     for p in trace:
@@ -249,6 +282,7 @@ def simulate(trace: Sequence[Packet], rate_bps: float, discipline: str, *, queue
             counter.add(p.rank, 1)
         else:
             result.drops += 1
+            result.admission_drops += buf.refused
             result.per_rank[p.rank].dropped += 1
     result.bounds = list(buf.sppifo.bounds) if discipline == "sppifo" else []
     return result
@@ -296,4 +330,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    no_options("python -m schedmodels.portsim", __doc__)
     main()

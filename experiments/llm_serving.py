@@ -1,9 +1,9 @@
 """LLM serving through the MASQUE proxy and the P4 switch in Mininet, fast path off and on.
 
-    sudo .venv/bin/python topologies/llm_serving.py [--fastpath off|on|both] [--scheduler edf,ml] \\
-        [--target soft|bmv2] [--link "rate=5mbit,delay=50ms,loss=0.5%"] [--bottleneck 2mbit] \\
-        [--requests 30] [--seed 1] [--out results/llm] [--cli]
-    sudo .venv/bin/python topologies/llm_serving.py --cleanup
+    sudo .venv/bin/python experiments/llm_serving.py [--fastpath off|on|both] \\
+        [--scheduler edf,ml] [--target soft|bmv2] [--link "rate=5mbit,delay=50ms,loss=0.5%"] \\
+        [--bottleneck 2mbit] [--requests 30] [--seed 1] [--out results/llm] [--cli]
+    sudo .venv/bin/python experiments/llm_serving.py --cleanup
 
     client 10.0.1.10 --port 1--+   P4 switch mps1       +--port 3-- t1 10.0.3.10
       LLM front-end            |   fast path 10.0.2.1   |   LLM back-end :4443 (one per
@@ -46,14 +46,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script: `python topologies/llm_serving.py`
+if str(REPO) not in sys.path:  # run as a script: `python experiments/llm_serving.py`
     sys.path.insert(0, str(REPO))
 
-from topologies.linkemu import format_spec  # noqa: E402
-from topologies.masque_proxy import (  # noqa: E402
+from clikit import run_guarded  # noqa: E402
+from netlab.linkemu import format_spec  # noqa: E402
+from topologies.script_args import (  # noqa: E402
     add_link_arguments,
     parse_bottleneck,
     parse_links,
+    preflight,
 )
 
 PROG = "llm_serving"
@@ -189,7 +191,7 @@ def start_backend(topo: Any, scheduler: str, port: int = BACKEND_PORT) -> str:
 def frontend_argv(topo: Any, backend: str, scheduler: str, fastpath: bool, requests: int,
                   seed: int, timeout: float) -> list[str]:
     """The front-end's command line on `client`, through the topology's proxy."""
-    from topologies.masque_proxy import QUIC_PORT
+    from topologies.masque_plan import QUIC_PORT
 
     return [sys.executable, "-m", "hostagent.llm.frontend", "--transport", "masque",
             "--proxy", f"{topo.proxy.ip}:{QUIC_PORT}", "--connect", backend, "--scheduler",
@@ -290,7 +292,7 @@ def write_results(results: list[VariantResult], out_dir: Path, meta: dict[str, A
 
 def cli_help(topo: Any, backends: dict[str, str]) -> str:
     """What to try at Mininet's CLI."""
-    from topologies.masque_proxy import QUIC_PORT
+    from topologies.masque_plan import QUIC_PORT
 
     proxy = f"{topo.proxy.ip}:{QUIC_PORT}"
     lines = [f"\n*** The LLM serving topology is up; back-ends on {BACKEND_HOST}: "
@@ -370,14 +372,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str], d
 def main(argv: list[str] | None = None) -> int:
     """Parse, check the host, run the variants or open the CLI; clean up whatever happens."""
     args, schedulers, links, bottleneck = parse_args(argv)
-    from topologies import masque_proxy as mq
+    from topologies import masque_topology as mq
 
-    code = mq.preflight(PROG, args, bool(links), "topologies/llm_serving.py")
+    code = preflight(PROG, args, bool(links), "experiments/llm_serving.py")
     if code is not None:
         return code
     topo = mq.MasqueTopology(target=args.target, targets=1, host_links=links,
                              link_mode=args.link_mode, bottleneck_bps=bottleneck)
-    return mq.run_guarded(PROG, topo, lambda: _body(topo, args, schedulers))
+    return run_guarded(PROG, lambda: _body(topo, args, schedulers), topo.stop)
 
 
 def _body(topo: Any, args: argparse.Namespace, schedulers: list[str]) -> int:

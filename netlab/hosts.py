@@ -12,6 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from netlab.veth import offloads_off
+
 
 def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, text=True)
@@ -61,25 +63,10 @@ class SwitchHost:
              "dev", "eth0", "nud", "permanent")
         _run(*ns, "ip", "route", "add", "default", "via", self.gateway, "dev", "eth0")
         # offloads would hand the switch unfinished checksums and oversized frames
-        subprocess.run([*ns, "ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off"],
-                       capture_output=True)
+        offloads_off("eth0", self.name, required=False)
+        offloads_off(self.switch_if, required=False)
 
     def destroy(self) -> None:
         subprocess.run(["ip", "link", "delete", self.switch_if], capture_output=True)
         subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
 
-
-def controller_config(hosts: list[SwitchHost], switch_addr: str, nb_port: int, token: str,
-                      operator: SwitchHost, extra: str = "") -> str:
-    """A TOML config for mp-controller: one switch, a route to each host, and one operator
-    client (`token`, at `operator`'s address) for the experiment that drives it."""
-    routes = "".join(
-        f'[[route]]\nprefix = "{ipaddress.IPv4Interface(h.addr).network}"\nport = {h.port}\n'
-        f'src_mac = "{h.switch_mac}"\ndst_mac = "{h.host_mac}"\n' for h in hosts)
-    return (f'state = "state.sqlite"\nnorthbound = "127.0.0.1:{nb_port}"\nsched_mode = "fifo"\n'
-            f'[[switch]]\nname = "s1"\naddress = "{switch_addr}"\n'
-            f'[fastpath]\naddress = "10.0.2.1"\nproxy_addr = "10.0.2.10"\n'
-            f"{routes}{extra}"
-            f'[[class]]\nname = "ops"\n'
-            f'[[client]]\nname = "operator"\ntoken = "{token}"\naddress = "{operator.ip}"\n'
-            f'class = "ops"\noperator = true\n')

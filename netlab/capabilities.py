@@ -1,4 +1,4 @@
-"""What this host can run: root, network namespaces, Mininet, BMv2, p4c.
+"""What this host can run: root, network namespaces, Mininet, BMv2, p4c, Go.
 
 Tests skip on these (with the reason printed), the demo reports them, and the
 topologies refuse to start without them, so all three say the same thing.
@@ -7,13 +7,44 @@ topologies refuse to start without them, so all three say the same thing.
 from __future__ import annotations
 
 import functools
+import glob
 import importlib.util
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
-from bmv2 import toolchain
+#: Environment variables that name a program's path explicitly (highest precedence).
+OVERRIDES = {
+    "p4c": "MP_P4C",
+    "simple_switch_grpc": "MP_SIMPLE_SWITCH_GRPC",
+}
+
+#: Install prefixes searched after PATH, in order (p4c and BMv2 are built from source,
+#: usually under /opt, since neither Debian nor PyPI packages them).
+SEARCH_DIRS = ("/opt/p4/bin", "/opt/p4c/bin", "/opt/bmv2/bin", "/usr/local/bin")
+
+
+def _candidates(name: str) -> list[str]:
+    found: list[str] = []
+    override = os.environ.get(OVERRIDES.get(name, ""), "")
+    if override:
+        found.append(override)
+    on_path = shutil.which(name)
+    if on_path:
+        found.append(on_path)
+    found.extend(os.path.join(d, name) for d in SEARCH_DIRS)
+    found.extend(sorted(glob.glob(f"/opt/*/bin/{name}")))
+    return found
+
+
+def find_program(name: str) -> Path | None:
+    """The path of an executable program (override variable, PATH, /opt), or None."""
+    for candidate in _candidates(name):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,10 +90,10 @@ def mininet() -> Capability:
 
 
 def _program(name: str) -> Capability:
-    path = toolchain.find(name)
+    path = find_program(name)
     if path is None:
         return Capability(name, False, f"{name} not installed (PATH, /opt/*/bin; "
-                          f"or set ${toolchain.OVERRIDES[name]})")
+                          f"or set ${OVERRIDES[name]})")
     return Capability(name, True, str(path))
 
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-RANK_BITS = 16
-RANK_MAX = (1 << RANK_BITS) - 1
+from p4src.pipeline import RANK_MAX
 
 
 @dataclass

@@ -9,7 +9,7 @@ ends, then the TLS-over-TCP baselines with one connection per request and with
 a single connection. Per class: the share of requests answered within the
 deadline and latency quartiles; a table, a JSON file and a box plot.
 
-    python -m topologies.llm_classes [--requests 90] [--out results/llm]
+    python -m experiments.llm_classes [--requests 90] [--out results/llm]
 
 Seed result to compare with: EDF and ML best; ABS and ML 100% on time for real-time.
 """
@@ -27,16 +27,16 @@ from typing import Any
 from hostagent.llm.report import box_plot, format_table, summarize
 from hostagent.llm.workload import CLASSES
 from hostagent.schedulers import SCHEDULERS
-from topologies import capabilities
-from topologies.linkemu import format_spec, parse_spec
-from topologies.netns_link import EmulatedLink
-from topologies.nsprocess import NamespaceProcess, ProcessFailed, python_module
+from netlab import capabilities, names
+from netlab.linkemu import format_spec, parse_spec
+from netlab.netns_link import EmulatedLink
+from netlab.nsprocess import NamespaceProcess, ProcessFailed, python_module
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=0.5%"
 QUIC_VARIANTS = ("rr", "fcfs", "edf", "abs", "pifo-abs", "ml")
 TCP_VARIANTS = ("tcp-n", "tcp-1")
 ALL_VARIANTS = QUIC_VARIANTS + TCP_VARIANTS
-FRONTEND_NS, BACKEND_NS = "mpllm-fe", "mpllm-be"
+FRONTEND_NS, BACKEND_NS = names.netns("fe"), names.netns("be")
 FRONTEND_ADDR, BACKEND_ADDR = "10.251.1.1/30", "10.251.1.2/30"
 PORT = 4433
 SEED_RESULT = "seed thesis: EDF and ML best; ABS and ML 100% on time for real-time"
@@ -73,12 +73,12 @@ def run_variant(variant: str, requests: int, seed: int, timeout: float) -> list[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m topologies.llm_classes", description=__doc__.split("\n\n")[0],
+        prog="python -m experiments.llm_classes", description=__doc__.split("\n\n")[0],
         epilog=SEED_RESULT)
     parser.add_argument("--requests", type=int, default=90)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--link", default=DEFAULT_LINK,
-                        help=f"impairment of each direction (default {DEFAULT_LINK!r})")
+                        help="impairment of each direction (default %(default)r)")
     parser.add_argument("--variants", default=",".join(ALL_VARIANTS),
                         help=f"comma-separated subset of {','.join(ALL_VARIANTS)}")
     parser.add_argument("--emulation", default="auto", choices=["auto", "netem", "userspace"])

@@ -1,5 +1,7 @@
-"""The compiled MASQUE/PIFO pipeline: where its p4c outputs are, and the constants of
-p4src/include/defines.p4 that software needs (a test checks that the two agree)."""
+"""The compiled MASQUE/PIFO pipeline: where its p4c outputs are, and the one Python copy of
+the constants of p4src/include/defines.p4 that software needs (ports, sizes, rank width,
+codes). Everything in Python that shares a number with the P4 program imports it from here;
+tests/test_p4_program.py checks that the two agree."""
 
 from __future__ import annotations
 
@@ -14,6 +16,15 @@ P4INFO = REPO / "p4src" / "build" / f"{PROGRAM}.p4info.txtpb"
 CPU_PORT = 255
 DROP_PORT = 511
 NUM_QUEUES = 8
+
+#: Ranks are `rank_t` (bit<16>) in P4: smaller is more urgent.
+RANK_BITS = 16
+RANK_MAX = (1 << RANK_BITS) - 1
+
+#: The private fast-path shim (hostagent/shim.py): UDP port, version, size in bytes.
+FASTPATH_PORT = 4434
+SHIM_VERSION = 1
+SHIM_BYTES = 8
 
 
 class DropReason(enum.IntEnum):

@@ -7,7 +7,7 @@ tunnel per flow with the fast path (a high-priority one and two bulk ones that
 overload the bottleneck) and shows, in one table, the high-priority tunnel
 keeping its latency under SP-PIFO while the low-priority ones absorb the
 queueing; then the same flows with the switch in FIFO mode and on the slow path
-through the proxy. See `topologies/masque_priority.py`. Without root or Mininet
+through the proxy. See `experiments/masque_priority.py`. Without root or Mininet
 it says what is missing and stops.
 """
 
@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from topologies import capabilities, masque_priority
+from experiments import masque_priority
+from netlab import capabilities
 
 COMMANDS = ("mp-switch", "mp-controller", "mp-ctl", "mp-proxy", "mp-client", "mp-target")
 
@@ -35,7 +36,7 @@ def report() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Report, then run the MASQUE priority experiment with the demo's defaults."""
-    parser = argparse.ArgumentParser(prog="python -m topologies.demo",
+    parser = argparse.ArgumentParser(prog="python -m experiments.demo",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0,
                         help="traffic per variant (default 6)")

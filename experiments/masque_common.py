@@ -35,12 +35,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from topologies import capabilities
-from topologies.linkemu import LinkParams, format_spec, parse_spec
-from topologies.netns_link import EmulatedLink, netns_exists
-from topologies.nsprocess import NamespaceProcess, ProcessFailed, python_module
+from netlab import capabilities, names
+from netlab.linkemu import LinkParams, format_spec, parse_spec
+from netlab.netns_link import EmulatedLink, netns_exists
+from netlab.nsprocess import NamespaceProcess, ProcessFailed, python_module
 
-CLIENT_NS, PROXY_NS, TARGET_NS = "mpmq-cl", "mpmq-px", "mpmq-tg"
+CLIENT_NS, PROXY_NS, TARGET_NS = names.netns("cl"), names.netns("px"), names.netns("tg")
 CLIENT_ADDR, PROXY_ADDR = "10.252.0.1/30", "10.252.0.2/30"
 PROXY_TARGET_SIDE, TARGET_ADDR = "10.252.1.1/30", "10.252.1.2/30"
 TARGET_NET = "10.252.1.0/30"
@@ -58,7 +58,7 @@ class PlainLink:
     made) on exit."""
 
     def __init__(self, ns_a: str, addr_a: str, ns_b: str, addr_b: str,
-                 ifname_a: str = "mpmq-pt", ifname_b: str = "mpmq-tp") -> None:
+                 ifname_a: str = names.ifname("pt"), ifname_b: str = names.ifname("tp")) -> None:
         self.ns_a, self.addr_a, self.ns_b, self.addr_b = ns_a, addr_a, ns_b, addr_b
         self.ifname_a, self.ifname_b = ifname_a, ifname_b
         self._made_ns: list[str] = []
@@ -229,7 +229,8 @@ class ExperimentSite:
         """One run: the workload's JSON; through the switch also `proxy_cpu_s`."""
         if variant.fastpath is None:
             return run_workload(variant.outer, inner, workload_args, timeout)
-        from topologies.masque_proxy import QUIC_PORT, MasqueTopology
+        from topologies.masque_plan import QUIC_PORT
+        from topologies.masque_topology import MasqueTopology
 
         with MasqueTopology(link=self.link, link_mode=self.emulation,
                             proxy_args=["--scheduler", variant.outer],

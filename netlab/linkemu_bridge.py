@@ -1,9 +1,9 @@
 """Userspace link emulator: forwards frames between two interfaces through a LinkModel each way.
 
-For kernels without netem (see `topologies.linkemu`). `EmulatedLink` runs it in a
+For kernels without netem (see `netlab.linkemu`). `EmulatedLink` runs it in a
 namespace of its own, between two veths; it can also be run by hand:
 
-    python -m topologies.linkemu_bridge --a veth0 --b veth1 \\
+    python -m netlab.linkemu_bridge --a veth0 --b veth1 \\
         --a-to-b "rate=5mbit,delay=50ms,loss=1%,seed=1" --b-to-a "rate=5mbit,delay=50ms"
 
 How it works: one AF_PACKET raw socket per interface (all protocols, promiscuous),
@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from topologies.linkemu import SPEC_HELP, LinkModel, LinkParams, parse_spec
+from netlab.linkemu import SPEC_HELP, LinkModel, LinkParams, parse_spec
 
 PROG = "linkemu_bridge"
 ETH_P_ALL = 0x0003
@@ -210,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
                     "are open, and one line of counters on stderr when stopped by SIGTERM\n"
                     "or SIGINT.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='example:\n  python -m topologies.linkemu_bridge --a e0 --b e1 \\\n'
+        epilog='example:\n  python -m netlab.linkemu_bridge --a e0 --b e1 \\\n'
                '      --a-to-b "rate=5mbit,delay=50ms,loss=1%,seed=1" '
                '--b-to-a "rate=5mbit,delay=50ms"')
     parser.add_argument("--a", required=True, metavar="IFNAME", help="first interface")

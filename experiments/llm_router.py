@@ -9,7 +9,7 @@ all at once, as the seed; Poisson with --rate), OpenBookQA as the high-priority
 the mean reward (normalized accuracy when the answer arrived within the end-to-end
 deadline, else 0), per class, and the model mix.
 
-    python -m topologies.llm_router [--requests 90] [--rate 0] [--router dqn] [--out results/llm]
+    python -m experiments.llm_router [--requests 90] [--rate 0] [--router dqn] [--out results/llm]
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from hostagent.llm.router.serving import ROUTERS, TASK_CLASS
 from hostagent.llm.router.tasks import HIGH_PRIORITY_TASK, SIZES, TASKS
 from hostagent.llm.workload import CLASSES
 from hostagent.schedulers import SCHEDULERS
-from topologies import capabilities
-from topologies.linkemu import parse_spec
-from topologies.netns_link import EmulatedLink
-from topologies.nsprocess import NamespaceProcess, ProcessFailed, python_module
+from netlab import capabilities, names
+from netlab.linkemu import parse_spec
+from netlab.netns_link import EmulatedLink
+from netlab.nsprocess import NamespaceProcess, ProcessFailed, python_module
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=0.5%"
 QUIC_VARIANTS = ("rr", "fcfs", "edf", "abs", "ml")
 TCP_VARIANTS = ("tcp-n", "tcp-1")
 ALL_VARIANTS = QUIC_VARIANTS + TCP_VARIANTS
-FRONTEND_NS, BACKEND_NS = "mprt-fe", "mprt-be"
+FRONTEND_NS, BACKEND_NS = names.netns("rfe"), names.netns("rbe")
 FRONTEND_ADDR, BACKEND_ADDR = "10.251.2.1/30", "10.251.2.2/30"
 PORT = 4433
 
@@ -122,7 +122,7 @@ def format_tables(summaries: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m topologies.llm_router",
+    parser = argparse.ArgumentParser(prog="python -m experiments.llm_router",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=90)
     parser.add_argument("--rate", type=float, default=0.0,
