@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import finsy as fy
-from finsy.grpcutil import GRPCStatusCode
+from finsy.grpcutil import GRPCCredentialsTLS, GRPCStatusCode
 from finsy.p4client import P4Client, P4ClientError
 from finsy.p4entity import decode_entity, decode_stream, encode_entities, encode_updates
 from finsy.proto import U128, p4r, rpc_code
 
 from bmv2.pipeline import BMV2_JSON, P4INFO
+from controller.tls import TlsFiles
 
 log = logging.getLogger("mp.p4runtime")
 T = TypeVar("T")
@@ -40,14 +41,18 @@ class P4RuntimeSession:
 
     def __init__(self, address: str, device_id: int = 0, election_id: int = 1,
                  p4info: Path = P4INFO, p4blob: Path = BMV2_JSON,
-                 take_over: bool = False) -> None:
+                 take_over: bool = False, tls: TlsFiles | None = None) -> None:
         self.address = address
         self.device_id = device_id
         self.election_id = election_id
         self.take_over = take_over
         self.schema = fy.P4Schema(p4info, p4blob)
         self.p4blob = p4blob
-        self.client = P4Client(address, wait_for_ready=False)
+        credentials = None
+        if tls is not None and tls.enabled:
+            credentials = GRPCCredentialsTLS(cacert=tls.ca, cert=tls.cert, private_key=tls.key,
+                                             target_name_override=tls.server_name)
+        self.client = P4Client(address, credentials, wait_for_ready=False)
         self.packet_ins: asyncio.Queue[fy.P4PacketIn] = asyncio.Queue()
         self.is_primary = False
         self.closed = asyncio.Event()  # set when the stream channel ends (switch gone)

@@ -49,6 +49,7 @@ if str(REPO) not in sys.path:  # run as a script: `python topologies/masque_prox
     sys.path.insert(0, str(REPO))
 
 from bmv2 import launcher  # noqa: E402 - needs the path above
+from hostagent.certs import RunPki, write_run_pki  # noqa: E402 - needs the path above
 from topologies import capabilities  # noqa: E402 - needs the path above
 from topologies.linkemu import (  # noqa: E402
     LinkParams,
@@ -81,10 +82,16 @@ northbound = "{northbound}"
 sched_mode = "sppifo"
 default_rank = 30000
 
+[tls]
+cert = "pki/server.pem"
+key = "pki/server.key"
+ca = "pki/ca.pem"
+
 [[switch]]
 name = "{switch}"
 address = "{grpc}"
 election_id = {election}
+tls = {{ ca = "pki/ca.pem", cert = "pki/client.pem", key = "pki/client.key" }}
 
 [fastpath]
 address = "{fastpath}"
@@ -157,6 +164,18 @@ class HostPlan:
     def switch_mac(self) -> str:
         """The switch's MAC on this port (the route's source MAC)."""
         return f"02:aa:00:00:00:{self.port:02x}"
+
+
+def tls_args(pki: RunPki) -> list[str]:
+    """The --tls-* options of a client of the run's gRPC servers (mutual TLS)."""
+    return ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
+            "--tls-key", str(pki.client_key)]
+
+
+def tls_environment(prefix: str, pki: RunPki) -> dict[str, str]:
+    """The same as ${prefix}_TLS_CA/_CERT/_KEY, for the shells of the hosts."""
+    return {f"{prefix}_TLS_CA": str(pki.ca), f"{prefix}_TLS_CERT": str(pki.client_cert),
+            f"{prefix}_TLS_KEY": str(pki.client_key)}
 
 
 def plan_hosts(targets: int) -> list[HostPlan]:
@@ -290,17 +309,24 @@ class MasqueTopology:
                 print(f"{PROG}: leftovers of an earlier run: {line}", file=sys.stderr)
         self._record()
         self.northbound = f"{MGMT_ROOT}:{launcher.free_tcp_port()}"
+        # mutual TLS on every gRPC link (northbound API, P4Runtime), with this run's PKI
+        self.pki = write_run_pki(self.workdir / "pki", [MGMT_ROOT])
         # host shells inherit this environment: mp-* on PATH, mp-ctl finds the controller
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
         os.environ["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         os.environ["MP_CTL_CONTROLLER"] = self.northbound
         os.environ["MP_CTL_TOKEN"] = OPS_TOKEN
+        os.environ.update(tls_environment("MP_CTL", self.pki))
         net = self.net = Mininet(controller=None, build=False, autoSetMacs=False)
         rates = ({h.port: self.bottleneck_bps for h in self.hosts[2:]}
                  if self.bottleneck_bps else {})
         self.switch = net.addSwitch(SWITCH_NAME, cls=mp4.P4Switch, target=self.target,
-                                    log_file=self.workdir / "switch.log", port_rates=rates)
+                                    log_file=self.workdir / "switch.log", port_rates=rates,
+                                    tls=launcher.SwitchTls(
+                                        self.pki.server_cert, self.pki.server_key, self.pki.ca,
+                                        client_auth=True, client_cert=self.pki.client_cert,
+                                        client_key=self.pki.client_key))
         nodes = {h.name: net.addHost(h.name, ip=f"{h.ip}/24", mac=h.mac) for h in self.hosts}
         mode = None if self.link_mode == "auto" else self.link_mode
         for h in self.hosts:
@@ -331,7 +357,8 @@ class MasqueTopology:
         allow = [a for h in self.hosts[2:] for a in ("--allow", h.subnet)]
         daemon("mp-proxy", proxy, [*tool("mp-proxy"), "--listen", f"{self.proxy.ip}:{QUIC_PORT}",
                                    *allow, "--controller", self.northbound,
-                                   "--controller-token", PROXY_TOKEN, *self.proxy_args],
+                                   "--controller-token", PROXY_TOKEN, *tls_args(self.pki),
+                                   *self.proxy_args],
                r"serving CONNECT-UDP", 30)
 
     def _lock(self) -> None:
@@ -535,7 +562,7 @@ class MasqueTopology:
         from topologies.nsprocess import NamespaceProcess
 
         dest = next(h for h in self.hosts if h.name == target)
-        reader = CounterReader(self.switch.grpc_addr)
+        reader = CounterReader(self.switch.grpc_addr, pki=self.pki)
         reader.start()
         try:
             client = NamespaceProcess(None, mp4.mnexec_argv(self.node("client"), [
@@ -588,8 +615,10 @@ class CounterReader:
     """Reads decap_counter/encap_counter as a backup P4Runtime client, in a thread, until
     stopped; keeps the last reading that found the flow's entries."""
 
-    def __init__(self, grpc_addr: str, interval: float = 0.005) -> None:
+    def __init__(self, grpc_addr: str, interval: float = 0.005,
+                 pki: RunPki | None = None) -> None:
         self.grpc_addr = grpc_addr
+        self.pki = pki
         self.interval = interval
         self.last: dict[str, tuple[int, int]] = {}
         self.flow_reads = 0
@@ -613,8 +642,11 @@ class CounterReader:
         import finsy as fy
 
         from controller.p4runtime import NotPrimary, P4RuntimeSession
+        from controller.tls import TlsFiles
 
-        session = P4RuntimeSession(self.grpc_addr, election_id=READER_ELECTION_ID)
+        tls = None if self.pki is None else TlsFiles(self.pki.client_cert, self.pki.client_key,
+                                                     self.pki.ca)
+        session = P4RuntimeSession(self.grpc_addr, election_id=READER_ELECTION_ID, tls=tls)
         try:
             with contextlib.suppress(NotPrimary):
                 await session.open()  # the controller (a higher election id) stays primary

@@ -19,9 +19,9 @@ from bmv2 import launcher
 from controller import config as config_mod
 from hostagent import shim
 from tests.dataplane import plan
-from tests.dataplane.conftest import targets_to_test
 from tests.dataplane.layers import MpShim
 from tests.dataplane.ptf import VethPorts
+from tests.targets import targets_to_test
 from topologies.nsprocess import NamespaceProcess, python_module
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
