@@ -162,6 +162,11 @@ class Ended:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Silence:
+    """Nothing came within the wait (a bound for a failure, not a measurement)."""
+
+
 class Stream:
     """One StreamChannel: requests go out through a queue, responses come in on a thread."""
 
@@ -225,8 +230,13 @@ class Stream:
             if isinstance(item, Ended) or item.WhichOneof("update") == kind:
                 return item
 
-    def arbitration(self, timeout: float = TIMEOUT) -> p4r.MasterArbitrationUpdate | Ended:
-        item = self.next_of("arbitration", timeout)
+    def arbitration(self, timeout: float = TIMEOUT
+                    ) -> p4r.MasterArbitrationUpdate | Ended | Silence:
+        """The next arbitration notice, Ended, or Silence if none comes in `timeout` s."""
+        try:
+            item = self.next_of("arbitration", timeout)
+        except queue.Empty:
+            return Silence()
         return item if isinstance(item, Ended) else item.arbitration
 
     def close(self) -> None:
@@ -236,8 +246,11 @@ class Stream:
         self._thread.join(TIMEOUT)
 
 
-def status_of(update: p4r.MasterArbitrationUpdate | Ended) -> str:
-    """An arbitration notice as 'OK' / 'ALREADY_EXISTS' / 'NOT_FOUND', or 'ended:CODE'."""
+def status_of(update: p4r.MasterArbitrationUpdate | Ended | Silence) -> str:
+    """An arbitration notice as 'OK' / 'ALREADY_EXISTS' / 'NOT_FOUND', 'ended:CODE', or
+    'no notice'."""
+    if isinstance(update, Silence):
+        return "no notice"
     if isinstance(update, Ended):
         return f"ended:{update.code}"
     return code_name(update.status.code)

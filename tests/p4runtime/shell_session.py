@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import grpc
 import p4runtime_sh.shell as sh
@@ -55,7 +56,7 @@ def attempt(step: object) -> str:
     return "OK"
 
 
-def flow(flow_id: int, action: str = "MpIngress.fast_path.flow_known") -> object:
+def flow(flow_id: int, action: str = "MpIngress.fast_path.flow_known") -> Any:
     te = sh.TableEntry(FLOW_IDS)(action=action)
     te.match["flow_id"] = str(flow_id)
     return te

@@ -3,7 +3,7 @@ client is told, and which arbitration errors end the stream."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from finsy.proto import p4r
@@ -14,10 +14,10 @@ from tests.p4runtime import entities as ent
 from tests.p4runtime.conftest import DEVICE, Session, become_primary
 
 
-def notice(update: p4r.MasterArbitrationUpdate | rt.Ended, **names: int) -> str:
+def notice(update: p4r.MasterArbitrationUpdate | rt.Ended | rt.Silence, **names: int) -> str:
     """'STATUS@NAME' where NAME is the keyword naming the notice's election id (its
-    number if none does, '-' if it is unset), or 'ended:CODE'."""
-    if isinstance(update, rt.Ended):
+    number if none does, '-' if it is unset), 'ended:CODE' or 'no notice'."""
+    if isinstance(update, rt.Ended | rt.Silence):
         return rt.status_of(update)
     election = rt.election_of(update)
     label = next((k for k, v in names.items() if v == election), election)
@@ -25,9 +25,9 @@ def notice(update: p4r.MasterArbitrationUpdate | rt.Ended, **names: int) -> str:
 
 
 @pytest.fixture
-def client(switch: launcher.SwitchProcess) -> rt.Client:
+def client(switch: launcher.SwitchProcess) -> Iterator[rt.Client]:
     c = rt.Client(switch.config.grpc_addr, DEVICE)
-    yield c  # type: ignore[misc]
+    yield c
     c.close()
 
 
