@@ -11,7 +11,7 @@ help:
 	@echo "make bench   run the benchmarks and print their tables"
 	@echo "make p4      recompile p4src/ into p4src/build/ with p4c"
 	@echo "make proto   regenerate controller/proto/*_pb2*.py from the .proto files"
-	@echo "make lint    ruff, and mypy on controller/ and hostagent/"
+	@echo "make lint    ruff, and mypy on every package but the experiments"
 	@echo "make p4runtime-shell   p4lang's P4Runtime shell in its own venv (an old"
 	@echo "             protobuf): an independent client for tests/p4runtime"
 
@@ -19,7 +19,7 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
-	$(PY) -m topologies.demo
+	$(PY) -m experiments.demo
 
 test: bootstrap
 	$(PY) -m pytest
@@ -35,7 +35,7 @@ proto: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check .
-	$(PY) -m mypy controller hostagent
+	$(PY) -m mypy controller hostagent netlab clikit schedmodels p4src topologies
 
 # p4runtime-shell pins protobuf 3.x; the project's venv has protobuf 6 (finsy), so the
 # shell gets a venv of its own, used only by tests/p4runtime/test_p4runtime_shell.py

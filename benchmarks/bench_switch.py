@@ -21,14 +21,15 @@ from scapy.packet import Raw
 
 from benchmarks.results import Row
 from bmv2 import launcher, toolchain
-from bmv2.pipeline import BMV2_JSON
+from clikit import no_options
 from controller.entities import ip, mac
 from controller.p4runtime import BlockingP4Runtime
 from hostagent import shim
+from netlab import capabilities
+from p4src.pipeline import BMV2_JSON
 from tests.dataplane import plan
 from tests.dataplane.layers import MpShim
 from tests.dataplane.ptf import PACKET_OUTGOING, VethPorts
-from topologies import capabilities
 
 FLOW, CPORT, PPORT, TPORT = 0x42, 50000, 40000, 443
 SIZES = (64, 1200)
@@ -163,4 +164,5 @@ def main() -> list[Row]:
 
 
 if __name__ == "__main__":
+    no_options("python -m benchmarks.bench_switch", __doc__)
     main()

@@ -29,8 +29,8 @@ import grpc
 from finsy.proto import p4r, p4r_grpc
 
 from bmv2 import toolchain
-from bmv2.pipeline import CPU_PORT, NUM_QUEUES
-from topologies.nsprocess import NamespaceProcess
+from netlab.nsprocess import NamespaceProcess
+from p4src.pipeline import CPU_PORT, NUM_QUEUES
 
 TARGETS = ("bmv2", "soft")
 

@@ -63,8 +63,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bmv2.sppifo import RANK_MAX
-from controller.tls import TlsError, TlsFiles
+from clikit.tls import TlsError, TlsFiles
+from p4src.pipeline import RANK_MAX
 
 SCHED_MODES = ("fifo", "strict", "sppifo")
 MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")

@@ -18,10 +18,10 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from controller import tls as tls_mod
+from clikit import tls as tls_mod
+from clikit.args import parse_host_port
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
-from hostagent.netaddr import parse_host_port
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,12 +9,12 @@ import logging
 import sys
 from pathlib import Path
 
+from clikit import run_until_signalled, setup_logging
+from clikit import tls as tls_mod
 from controller import config as config_mod
-from controller import tls as tls_mod
 from controller.intent import IntentStore
 from controller.northbound import serve
 from controller.service import ControllerService
-from hostagent.daemon import run_until_signalled, setup_logging
 
 log = logging.getLogger("mp-controller")
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import finsy as fy
 
-from bmv2.pipeline import SchedMode
 from controller.config import ControllerConfig, FastPathConf, Route, StrictRange
 from controller.intent import FlowIntent, StreamIntent
+from p4src.pipeline import SchedMode
 
 SCHED_MODE = {"fifo": SchedMode.FIFO, "strict": SchedMode.STRICT, "sppifo": SchedMode.SPPIFO}
 

@@ -16,7 +16,7 @@ from controller.intent import FlowIntent, IntentError, StreamIntent
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
 from controller.service import ControllerService, RankRequest
-from hostagent.shim import FASTPATH_PORT
+from p4src.pipeline import FASTPATH_PORT
 
 T = TypeVar("T")
 

@@ -25,8 +25,8 @@ from finsy.p4client import P4Client, P4ClientError
 from finsy.p4entity import decode_entity, decode_stream, encode_entities, encode_updates
 from finsy.proto import U128, p4r, rpc_code
 
-from bmv2.pipeline import BMV2_JSON, P4INFO
-from controller.tls import TlsFiles
+from clikit.tls import TlsFiles
+from p4src.pipeline import BMV2_JSON, P4INFO
 
 log = logging.getLogger("mp.p4runtime")
 T = TypeVar("T")

@@ -17,12 +17,11 @@ from typing import Any
 
 import finsy as fy
 
-from bmv2.pipeline import NUM_QUEUES, DropReason, MissCounter
-from bmv2.sppifo import RANK_MAX
 from controller import entities
 from controller.config import SCHED_MODES, ClientConf, ControllerConfig
 from controller.intent import FlowIntent, IntentError, IntentStore, StreamIntent
 from controller.switch_agent import SwitchAgent
+from p4src.pipeline import NUM_QUEUES, RANK_MAX, DropReason, MissCounter
 
 log = logging.getLogger("mp-controller")
 PRIORITY_STEP = 1024  # rank of priority level p = p * PRIORITY_STEP

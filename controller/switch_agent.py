@@ -20,9 +20,9 @@ from typing import Any
 from finsy.p4client import P4ClientError
 from finsy.proto import p4r
 
-from bmv2.pipeline import BMV2_JSON, P4INFO
 from controller.config import SwitchConf
 from controller.p4runtime import NotPrimary, P4RuntimeSession
+from p4src.pipeline import BMV2_JSON, P4INFO
 
 log = logging.getLogger("mp-controller.switch")
 BATCH = 1000

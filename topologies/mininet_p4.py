@@ -14,7 +14,7 @@
   TCLink parameters: htb + netem). Where it has not (such as this project's
   machines), a `LinkEmulator` node sits between the host and the switch: a
   two-port Mininet node in a namespace of its own that runs the project's
-  userspace emulator (`python -m topologies.linkemu_bridge`) between its two
+  userspace emulator (`python -m netlab.linkemu_bridge`) between its two
   interfaces, host -> emulator -> switch.
 
 Needs root and Mininet (Debian package mininet; the venv needs --system-site-packages).
@@ -34,12 +34,11 @@ from mininet.net import Mininet
 from mininet.node import Node, Switch
 
 from bmv2 import launcher
-from topologies.linkemu import LinkParams, format_spec, netem_unavailable_reason
-from topologies.nsprocess import NamespaceProcess
+from netlab.linkemu import LinkParams, format_spec, netem_unavailable_reason
+from netlab.nsprocess import NamespaceProcess
+from netlab.veth import OFFLOADS_OFF
 
 REPO = Path(__file__).resolve().parent.parent
-#: ethtool features turned off on every end a P4 switch or the emulator reads with AF_PACKET
-OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "gro", "off")
 
 
 
@@ -123,7 +122,7 @@ class P4Switch(Switch):
 
 
 class LinkEmulator(Switch):
-    """A two-port link emulator: `topologies.linkemu_bridge` in a namespace of its own.
+    """A two-port link emulator: `netlab.linkemu_bridge` in a namespace of its own.
 
     Port 1 (the first link added) faces the host, port 2 the switch; `a_to_b`
     impairs frames from port 1 to port 2 (host to switch), `b_to_a` the return.
@@ -151,7 +150,7 @@ class LinkEmulator(Switch):
             peer = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
             quiet_interface(peer.node, peer.name)
         (_, a), (_, b) = ports
-        argv = [sys.executable, "-m", "topologies.linkemu_bridge", "--a", a.name, "--b", b.name,
+        argv = [sys.executable, "-m", "netlab.linkemu_bridge", "--a", a.name, "--b", b.name,
                 "--a-to-b", format_spec(self.a_to_b), "--b-to-a", format_spec(self.b_to_a)]
         self.process = NamespaceProcess(None, mnexec_argv(self, argv), ready=r"\bready\b",
                                         ready_timeout=30, name=f"linkemu {self.name}")

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
+from clikit import setup_logging, wait_until_signalled
+from clikit.tls import TlsError, TlsFiles
 
 LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
               "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
@@ -97,23 +95,8 @@ def build_target_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass(frozen=True)
-class ServerTls:
-    """The P4Runtime server's TLS files; `ca` set: client certificates are required."""
-
-    cert: Path
-    key: Path
-    ca: Path | None
-
-    def credentials(self) -> grpc.ServerCredentials:
-        ca = self.ca.read_bytes() if self.ca else None
-        return grpc.ssl_server_credentials([(self.key.read_bytes(), self.cert.read_bytes())],
-                                           root_certificates=ca,
-                                           require_client_auth=ca is not None)
-
-
 def server_tls(parser: argparse.ArgumentParser, args: argparse.Namespace,
-               targs: argparse.Namespace) -> ServerTls | None:
+               targs: argparse.Namespace) -> TlsFiles | None:
     """TLS from either spelling of the options; None for plaintext."""
     bmv2_style = targs.grpc_server_ssl
     if not bmv2_style and (targs.grpc_server_cert or targs.grpc_server_key
@@ -131,12 +114,12 @@ def server_tls(parser: argparse.ArgumentParser, args: argparse.Namespace,
         cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
         if not (cert or key or ca):
             return None
-    if not cert or not key:
-        parser.error("TLS needs a certificate and its key (--tls-cert and --tls-key)")
-    for path in (cert, key, ca):
-        if path and not Path(path).is_file():
-            parser.error(f"no such file: {path}")
-    return ServerTls(Path(cert), Path(key), Path(ca) if ca else None)
+    try:
+        return TlsFiles(Path(cert) if cert else None, Path(key) if key else None,
+                        Path(ca) if ca else None).check(server=True)
+    except TlsError as exc:
+        parser.error(str(exc))
+    raise AssertionError("unreachable")
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
@@ -171,9 +154,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
 
 def main(argv: list[str] | None = None) -> int:
     args, targs = parse(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=LOG_LEVELS[args.log_level], filename=args.log_file,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(LOG_LEVELS[args.log_level], filename=args.log_file)
     from bmv2.softswitch.switch import SoftSwitch
 
     switch = SoftSwitch(device_id=args.device_id, ports=dict(args.interface),
@@ -183,22 +164,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             switch.load_json(Path(args.json).read_bytes())
         switch.start(targs.grpc_server_addr,
-                     args.tls.credentials() if args.tls is not None else None)
+                     args.tls.server_credentials() if args.tls is not None else None)
     except OSError as exc:
         print(f"mp-switch: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     log = logging.getLogger("mp-switch")
     if args.tls is None:
         log.warning("P4Runtime on %s is plaintext (no TLS): anyone on the path can read and "
                     "change it; give --tls-cert/--tls-key/--tls-ca", targs.grpc_server_addr)
     log.info("serving P4Runtime on %s (%s); ports %s", targs.grpc_server_addr,
-             "plaintext" if args.tls is None else
-             "mutual TLS" if args.tls.ca else "TLS",
+             "plaintext" if args.tls is None else args.tls.describe(),
              ", ".join(f"{n}@{i}" for n, i in sorted(dict(args.interface).items())) or "none")
-    stop.wait()
+    wait_until_signalled()
     switch.stop()
     return 0
 

@@ -128,7 +128,7 @@ class ControllerFastPath:
     """The `FastPathHook` that opens and closes flows through the controller's northbound API.
 
     `address` is the controller's HOST:PORT; `token` an operator token of its
-    config (see the module docs); `tls` a controller.tls.TlsFiles (None: plaintext).
+    config (see the module docs); `tls` a clikit.tls.TlsFiles (None: plaintext).
     The gRPC channel is made on first use, inside the proxy's event loop.
     """
 
@@ -147,7 +147,7 @@ class ControllerFastPath:
 
     def _client(self) -> Any:
         if self._stub is None:
-            from controller import tls as tls_mod  # noqa: PLC0415 - only with a controller
+            from clikit import tls as tls_mod  # noqa: PLC0415 - only with a controller
             from controller.proto import northbound_pb2_grpc as nb_grpc  # noqa: PLC0415
             self._channel = tls_mod.aio_channel(self.address, self.tls or tls_mod.TlsFiles())
             self._stub = nb_grpc.ControllerStub(self._channel)

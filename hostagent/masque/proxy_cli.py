@@ -14,12 +14,13 @@ import logging
 import os
 import sys
 
-from controller import tls as tls_mod
-from hostagent.daemon import run_until_signalled, setup_logging
+from clikit import run_until_signalled, setup_logging
+from clikit import tls as tls_mod
+from clikit.args import parse_host_port
 from hostagent.masque.fastpath import ControllerFastPath
 from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
+from hostagent.masque.quic_proxy import DEFAULT_MAX_ACTIVE_CIDS
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS
 
 
@@ -52,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-datagrams", action="store_true",
                         help="do not offer HTTP Datagrams in QUIC DATAGRAM frames (every "
                         "tunnel then runs in stream mode)")
+    parser.add_argument("--quic-forwarding", action="store_true",
+                        help="offer forwarded mode of QUIC-aware proxying (draft-ietf-masque-"
+                        "quic-proxy-06, identity transform) to requests that ask for it: "
+                        "short-header packets of inner QUIC connections then bypass the "
+                        "tunnel, forwarded by this proxy (default: off; connection IDs are "
+                        "still acknowledged, without virtual IDs)")
+    parser.add_argument("--max-connection-ids", type=int, default=DEFAULT_MAX_ACTIVE_CIDS,
+                        metavar="N", help="connection-ID registrations a request may hold "
+                        f"at once (default {DEFAULT_MAX_ACTIVE_CIDS}; at least 2)")
     parser.add_argument("--controller", metavar="HOST:PORT",
                         help="the controller's northbound API: grant fast-path requests through "
                         "it (default: no controller, every tunnel on the slow path)")
@@ -81,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--max-tunnels must be >= 1")
     if args.idle_timeout <= 0:
         parser.error("--idle-timeout must be > 0")
+    if args.max_connection_ids < 2:
+        parser.error("--max-connection-ids must be >= 2 (the draft's initial allowance)")
     if args.controller:
         try:
             parse_host_port(args.controller)
@@ -101,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                                args.controller)
     settings = ProxySettings(allow=args.allow, max_tunnels=args.max_tunnels,
                              idle_timeout=args.idle_timeout, template_path=args.template,
-                             scheduler=args.scheduler, datagrams=not args.no_datagrams)
+                             scheduler=args.scheduler, datagrams=not args.no_datagrams,
+                             quic_forwarding=args.quic_forwarding,
+                             max_connection_ids=args.max_connection_ids)
 
     async def run(stop: asyncio.Event) -> None:
         hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token,

@@ -15,10 +15,10 @@ import grpc
 import pytest
 
 from bmv2 import launcher
+from clikit.tls import TlsFiles
 from controller import config as config_mod
-from controller.tls import TlsFiles
 from hostagent.certs import RunPki, write_run_pki
-from topologies.nsprocess import NamespaceProcess, python_module
+from netlab.nsprocess import NamespaceProcess, python_module
 
 REPO = Path(__file__).resolve().parents[2]
 OPS_TOKEN = "ops-token"

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bmv2 import launcher, pipeline, toolchain
+from bmv2 import launcher, toolchain
 from controller.p4runtime import BlockingP4Runtime
+from netlab import capabilities
+from p4src import pipeline
 from tests.dataplane.ptf import VethPorts
 from tests.targets import targets_to_test
-from topologies import capabilities
 
 NUM_PORTS = 4
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import finsy as fy
 
-from bmv2.pipeline import SchedMode
 from controller import entities
 from controller.config import FastPathConf, Route
 from controller.intent import FlowIntent
+from p4src.pipeline import SchedMode
 
 CLIENT, PROXY, TARGET, OTHER = "10.0.1.10", "10.0.2.10", "10.0.3.10", "10.0.4.10"
 FASTPATH_ADDR = "10.0.2.1"  # the switch's fast-path endpoint, in the proxy's subnet

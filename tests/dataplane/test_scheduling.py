@@ -13,8 +13,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from bmv2.pipeline import NUM_QUEUES, SchedMode
-from bmv2.sppifo import SpPifoBounds
+from p4src.pipeline import NUM_QUEUES, SchedMode
+from schedmodels.sppifo import SpPifoBounds
 from tests.dataplane import plan
 from tests.dataplane.ptf import VethPorts
 

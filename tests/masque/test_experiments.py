@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from netlab.names import remains
+from tests.conftest import TaggedRun
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _leftovers() -> list[str]:
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    procs = subprocess.run(["pgrep", "-f", "hostagent.masque.(proxy_cli|target_cli|workload)"],
-                           capture_output=True, text=True).stdout.split()
-    return [line for line in namespaces.splitlines() if line.startswith("mpmq-")] + procs
-
-
-@pytest.mark.parametrize("module", ["topologies.masque_fcfs_rr", "topologies.masque_nested"])
+@pytest.mark.parametrize("module", ["experiments.masque_fcfs_rr", "experiments.masque_nested"])
 def test_bad_scheduler_is_a_one_line_error(module: str) -> None:
     out = subprocess.run([sys.executable, "-m", module, "--variants", "wfq"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -28,7 +24,7 @@ def test_bad_scheduler_is_a_one_line_error(module: str) -> None:
     assert "unknown scheduler(s) wfq" in out.stderr
 
 
-@pytest.mark.parametrize("module", ["topologies.masque_fcfs_rr", "topologies.masque_nested"])
+@pytest.mark.parametrize("module", ["experiments.masque_fcfs_rr", "experiments.masque_nested"])
 def test_fastpath_without_the_switch_is_a_one_line_error(module: str) -> None:
     out = subprocess.run([sys.executable, "-m", module, "--fastpath", "on"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -40,11 +36,12 @@ def test_fastpath_without_the_switch_is_a_one_line_error(module: str) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_small_fcfs_rr_run_through_the_switch_with_and_without_the_fast_path(
-        tmp_path: Path) -> None:
+        tmp_path: Path, tagged_run: TaggedRun) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "topologies.masque_fcfs_rr", "--via", "switch", "--variants",
+        [sys.executable, "-m", "experiments.masque_fcfs_rr", "--via", "switch", "--variants",
          "rr", "--connections", "4", "--size", "20000", "--timeout", "40", "--out",
-         str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=240)
+         str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=240,
+        env=tagged_run.env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_fcfs_rr_switch.json").read_text())
     off, on = data["summary"]["rr, fast path off"], data["summary"]["rr, fast path on"]
@@ -54,17 +51,17 @@ def test_small_fcfs_rr_run_through_the_switch_with_and_without_the_fast_path(
         assert row["proxy_cpu_s"] is not None
     assert off["fastpath_streams"] == 0 and on["fastpath_streams"] == 4
     assert "proxy CPU s" in out.stdout
-    assert not _leftovers()
+    assert remains(tagged_run.tag) == []
 
 
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_small_fcfs_rr_run(tmp_path: Path) -> None:
+def test_small_fcfs_rr_run(tmp_path: Path, tagged_run: TaggedRun) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "topologies.masque_fcfs_rr", "--connections", "8",
+        [sys.executable, "-m", "experiments.masque_fcfs_rr", "--connections", "8",
          "--size", "4096", "--timeout", "40", "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=240)
+        capture_output=True, text=True, cwd=REPO, timeout=240, env=tagged_run.env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_fcfs_rr.json").read_text())
     assert set(data["summary"]) == {"fcfs", "rr"}
@@ -72,17 +69,17 @@ def test_small_fcfs_rr_run(tmp_path: Path) -> None:
         assert row["connections"] == 8 and row["finished"] == 8, (variant, row)
     assert (tmp_path / "masque_fcfs_rr.png").stat().st_size > 10_000
     assert re.search(r"^outer +conns", out.stdout, re.MULTILINE)
-    assert not _leftovers()
+    assert remains(tagged_run.tag) == []
 
 
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_small_nested_run(tmp_path: Path) -> None:
+def test_small_nested_run(tmp_path: Path, tagged_run: TaggedRun) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "topologies.masque_nested", "--connections", "3",
+        [sys.executable, "-m", "experiments.masque_nested", "--connections", "3",
          "--streams", "4", "--priorities", "3", "--timeout", "40", "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=240)
+        capture_output=True, text=True, cwd=REPO, timeout=240, env=tagged_run.env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_nested.json").read_text())
     assert set(data["summary"]) == {"abs", "rr", "fcfs"}
@@ -90,4 +87,4 @@ def test_small_nested_run(tmp_path: Path) -> None:
         assert row["unfinished"] == 0, (variant, row)
         assert sorted(row["mean_by_priority"]) == ["1", "2", "3"]  # JSON keys
     assert (tmp_path / "masque_nested.png").stat().st_size > 10_000
-    assert not _leftovers()
+    assert remains(tagged_run.tag) == []

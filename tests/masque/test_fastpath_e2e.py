@@ -31,9 +31,9 @@ import pytest
 from bmv2 import launcher
 from controller import config as config_mod
 from controller.p4runtime import NotPrimary, P4RuntimeSession
+from netlab import capabilities
+from netlab.nsprocess import NamespaceProcess, python_module
 from tests.dataplane import plan
-from topologies import capabilities
-from topologies.nsprocess import NamespaceProcess, python_module
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent

@@ -16,7 +16,7 @@ import grpc
 from finsy.proto import p4i, p4r, p4r_grpc, rpc_code, rpc_status
 from google.protobuf import text_format
 
-from bmv2.pipeline import BMV2_JSON, P4INFO
+from p4src.pipeline import BMV2_JSON, P4INFO
 
 TIMEOUT = 10.0  # seconds: the bound on every wait (a failure, never a measurement)
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pytest
 from finsy.proto import p4r
 
-from bmv2 import launcher, pipeline
+from bmv2 import launcher
+from p4src import pipeline
 from tests.p4runtime import client as rt
 from tests.p4runtime.expected import expected
 from tests.targets import targets_to_test

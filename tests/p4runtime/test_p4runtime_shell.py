@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bmv2 import launcher
-from bmv2.pipeline import BMV2_JSON, P4INFO
+from p4src.pipeline import BMV2_JSON, P4INFO
 from tests.p4runtime.conftest import DEVICE
 
 REPO = Path(__file__).resolve().parents[2]

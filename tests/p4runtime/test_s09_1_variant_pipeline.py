@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from finsy.proto import p4i, p4r
 
-from bmv2.pipeline import BMV2_JSON
+from p4src.pipeline import BMV2_JSON
 from tests.p4runtime import client as rt
 from tests.p4runtime import entities as ent
 from tests.p4runtime.conftest import Session

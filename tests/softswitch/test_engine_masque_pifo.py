@@ -11,11 +11,11 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from bmv2 import pipeline
-from bmv2.pipeline import CPU_PORT, NUM_QUEUES, DropReason, MissCounter, SchedMode
 from bmv2.softswitch.engine import Engine, MatchKey, Output
-from bmv2.sppifo import SpPifoBounds
 from hostagent import shim
+from p4src import pipeline
+from p4src.pipeline import CPU_PORT, NUM_QUEUES, DropReason, MissCounter, SchedMode
+from schedmodels.sppifo import SpPifoBounds
 from tests.dataplane import plan
 from tests.dataplane.layers import MpShim
 
