@@ -15,7 +15,7 @@ def documented() -> set[tuple[str, str]]:
     """(case, target) of each row of the doc's departures tables: | `case` | target | ..."""
     rows = set()
     for line in DOC.read_text().splitlines():
-        m = re.match(r"\|\s*`([a-z0-9_:]+)`\s*\|\s*(\w+)\s*\|", line)
+        m = re.match(r"\|\s*`([A-Za-z0-9_:]+)`\s*\|\s*(\w+)\s*\|", line)
         if m:
             rows.add((m.group(1), m.group(2)))
     return rows

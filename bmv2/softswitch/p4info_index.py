@@ -37,6 +37,12 @@ def encode_int(value: int, bitwidth: int) -> bytes:
     return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
 
 
+def _unknown(kind: str, object_id: int) -> P4InfoError:
+    """An id the P4Info does not have: a malformed request (INVALID_ARGUMENT, as BMv2),
+    not a missing entity (NOT_FOUND is for entries that are not installed)."""
+    return P4InfoError("INVALID_ARGUMENT", f"the P4Info has no {kind} with id {object_id}")
+
+
 @dataclass
 class TableInfo:
     """What a P4Runtime request on a table is checked against."""
@@ -149,25 +155,25 @@ class P4InfoIndex:
         try:
             return self.tables[table_id]
         except KeyError:
-            raise P4InfoError("NOT_FOUND", f"no table with id {table_id}") from None
+            raise _unknown("table", table_id) from None
 
     def action(self, action_id: int) -> p4i.Action:
         try:
             return self.actions[action_id]
         except KeyError:
-            raise P4InfoError("NOT_FOUND", f"no action with id {action_id}") from None
+            raise _unknown("action", action_id) from None
 
     def counter(self, counter_id: int) -> p4i.Counter:
         try:
             return self.counters[counter_id]
         except KeyError:
-            raise P4InfoError("NOT_FOUND", f"no counter with id {counter_id}") from None
+            raise _unknown("counter", counter_id) from None
 
     def register(self, register_id: int) -> p4i.Register:
         try:
             return self.registers[register_id]
         except KeyError:
-            raise P4InfoError("NOT_FOUND", f"no register with id {register_id}") from None
+            raise _unknown("register", register_id) from None
 
     def table_by_name(self, name: str) -> TableInfo:
         for table in self.tables.values():

@@ -19,6 +19,7 @@ from clikit.tls import TlsFiles
 from controller import config as config_mod
 from hostagent.certs import RunPki, write_run_pki
 from netlab.nsprocess import NamespaceProcess, python_module
+from tests.targets import targets_to_test
 
 REPO = Path(__file__).resolve().parents[2]
 OPS_TOKEN = "ops-token"
@@ -81,13 +82,13 @@ class Net:
     nb_addr: str
 
 
-def start(tmp: Path, pki: RunPki | None) -> Net:
+def start(tmp: Path, pki: RunPki | None, target: str = "soft") -> Net:
     tls = None if pki is None else launcher.SwitchTls(
         pki.server_cert, pki.server_key, pki.ca, client_auth=True,
         client_cert=pki.client_cert, client_key=pki.client_key)
     cfg = launcher.SwitchConfig(grpc_addr=launcher.free_grpc_addr(), tls=tls,
                                 log_level="info", log_file=tmp / "switch.log")
-    switch = launcher.SwitchProcess("soft", cfg)
+    switch = launcher.SwitchProcess(target, cfg)
     switch.start()
     nb_port = launcher.free_tcp_port()
     controller = NamespaceProcess(
@@ -102,9 +103,10 @@ def start(tmp: Path, pki: RunPki | None) -> Net:
     return Net(switch, controller, f"127.0.0.1:{nb_port}")
 
 
-@pytest.fixture
-def tls_net(tmp_path: Path, pki: RunPki) -> Iterator[Net]:
-    net = start(tmp_path, pki)
+@pytest.fixture(params=targets_to_test())
+def tls_net(tmp_path: Path, pki: RunPki, request: pytest.FixtureRequest) -> Iterator[Net]:
+    """Switch (either target: BMv2 serves TLS too) and controller, mutual TLS on both links."""
+    net = start(tmp_path, pki, request.param)
     try:
         yield net
     finally:

@@ -105,22 +105,38 @@ def become_primary(client: rt.Client, election_id: int) -> rt.Stream:
     return stream
 
 
+def primary_session(switch: launcher.SwitchProcess, election_id: int) -> Session:
+    client = rt.Client(switch.config.grpc_addr, DEVICE)
+    stream = become_primary(client, election_id)
+    outcome = client.set_pipeline(p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
+                                  rt.pipeline_config(), election_id)
+    assert outcome.code == "OK", outcome
+    return Session(client, stream, election_id)
+
+
 @pytest.fixture
 def p4rt(switch: launcher.SwitchProcess, next_election: Callable[[], int]
          ) -> Iterator[Session]:
     """The primary client of the session's switch, with the pipeline just pushed
     (VERIFY_AND_COMMIT: empty tables, zero counters and registers)."""
-    client = rt.Client(switch.config.grpc_addr, DEVICE)
-    election_id = next_election()
-    stream = become_primary(client, election_id)
-    outcome = client.set_pipeline(p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
-                                  rt.pipeline_config(), election_id)
-    assert outcome.code == "OK", outcome
+    session = primary_session(switch, next_election())
     try:
-        yield Session(client, stream, election_id)
+        yield session
     finally:
-        stream.close()
-        client.close()
+        session.stream.close()
+        session.client.close()
+
+
+@pytest.fixture
+def fresh_p4rt(fresh_switch: launcher.SwitchProcess) -> Iterator[Session]:
+    """The same on a switch of its own: for cases that may leave a saved, uncommitted
+    pipeline behind (BMv2 then refuses every VERIFY_AND_COMMIT until a COMMIT)."""
+    session = primary_session(fresh_switch, ELECTION_START)
+    try:
+        yield session
+    finally:
+        session.stream.close()
+        session.client.close()
 
 
 @pytest.fixture

@@ -40,16 +40,17 @@ def test_entries_of_an_exact_table_take_no_priority(p4rt: Session) -> None:
 
 
 @pytest.mark.spec("§9.1")
-def test_a_keyless_table_takes_no_match_entry(p4rt: Session) -> None:
+def test_a_keyless_table_takes_no_match_entry(p4rt: Session,
+                                              expect: Callable[..., str]) -> None:
     te = ent.entry("sched_mode", action=ent.call("set_mode", mode=1))
-    assert insert(p4rt, te) == "INVALID_ARGUMENT"
+    assert insert(p4rt, te) == expect("INVALID_ARGUMENT")
 
 
 @pytest.mark.spec("§9.1")
-def test_is_const_in_a_write_is_refused(p4rt: Session) -> None:
+def test_is_const_in_a_write_is_refused(p4rt: Session, expect: Callable[..., str]) -> None:
     te = ent.flow_id()
     te.is_const = True
-    assert insert(p4rt, te) == "INVALID_ARGUMENT"
+    assert insert(p4rt, te) == expect("INVALID_ARGUMENT")
 
 
 @pytest.mark.spec("§9.1")
@@ -66,7 +67,7 @@ def test_metadata_and_controller_metadata_are_read_back(p4rt: Session,
 
 
 @pytest.mark.spec("§9.1")
-def test_a_full_table_refuses_more_entries(p4rt: Session) -> None:
+def test_a_full_table_refuses_more_entries(p4rt: Session, expect: Callable[..., str]) -> None:
     t = "fastpath_local"
     size = ent.table(t).size
     fill = [ent.update(INSERT, ent.entry(t, ent.exact(t, "dst_addr", i),
@@ -74,7 +75,7 @@ def test_a_full_table_refuses_more_entries(p4rt: Session) -> None:
             for i in range(1, size + 1)]
     assert p4rt.write(*fill).code == "OK"
     extra = ent.entry(t, ent.exact(t, "dst_addr", size + 1), action=ent.call("fastpath_here"))
-    assert insert(p4rt, extra) == "RESOURCE_EXHAUSTED"
+    assert insert(p4rt, extra) == expect("RESOURCE_EXHAUSTED")
 
 
 @pytest.mark.spec("§12")

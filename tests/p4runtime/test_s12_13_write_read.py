@@ -91,10 +91,12 @@ def test_an_update_without_entity_is_refused(p4rt: Session,
 
 
 @pytest.mark.spec("§12")
-def test_an_unknown_table_is_not_found(p4rt: Session) -> None:
+def test_an_unknown_table_id_is_malformed(p4rt: Session) -> None:
+    """An id the P4Info does not have makes the entity malformed (INVALID_ARGUMENT, §12);
+    NOT_FOUND is for an entity that is not installed."""
     te = ent.flow_id()
     te.table_id = 0x0BADBEEF
-    assert p4rt.write(ent.update(ent.INSERT, te)).item == "NOT_FOUND"
+    assert p4rt.write(ent.update(ent.INSERT, te)).item == "INVALID_ARGUMENT"
 
 
 # -- §13 Read ----------------------------------------------------------------------------------
@@ -137,4 +139,4 @@ def test_a_read_batch_reports_one_error_per_request(p4rt: Session,
     bad = ent.entity(p4r.TableEntry(table_id=0x0BADBEEF))
     outcome = p4rt.read(good, bad, good)
     observed = f"{outcome.code}:{','.join(outcome.items)}:{len(outcome.entities)}"
-    assert observed == expect("UNKNOWN:OK,NOT_FOUND,OK:2")
+    assert observed == expect("UNKNOWN:OK,INVALID_ARGUMENT,OK:2")
