@@ -18,8 +18,9 @@ DATAGRAM frames; used only when the proxy negotiated SETTINGS_H3_DATAGRAM, else
 the tunnel falls back to stream mode) and ``stream`` (DATAGRAM capsules on the
 request stream, so tunnel traffic is reliable, ordered and scheduled by the outer
 stream scheduler). The choice is sent in the ``masque-mode`` request header and
-the proxy confirms it in the response; a packet too large for one DATAGRAM frame
-goes as a capsule in either mode.
+the proxy confirms it in the response. In datagram mode a packet too large for one
+DATAGRAM frame is dropped and counted (`too_large`), as both ends do (RFC 9298
+section 7.1); the proxy still accepts capsules in either mode (RFC 9297 section 3.5).
 
 Fast path: with ``fastpath=True`` the client binds a UDP socket (the source it
 declares in ``masque-fastpath-source``) before asking; when the proxy answers
@@ -74,7 +75,12 @@ from hostagent.masque.fastpath import (
     format_dscp_map,
     local_address_towards,
 )
-from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.h3 import (
+    MasqueH3Connection,
+    datagram_fits,
+    datagram_queue_full,
+    outer_configuration,
+)
 from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.proxy import (
     FASTPATH_ADDRESS_HEADER,
@@ -256,7 +262,8 @@ class UdpTunnel:
         self.on_receive: Callable[[bytes], None] | None = None
         self.closed = asyncio.Event()
         self.close_reason = ""
-        self.sent = self.received = self.sent_as_capsules = self.dropped_context = 0
+        self.sent = self.received = self.too_large = self.queue_full = 0
+        self.dropped_context = 0
         self._queue: deque[bytes] = deque()
         self._ready = asyncio.Event()
         self._parser = CapsuleParser()
@@ -285,7 +292,7 @@ class UdpTunnel:
         forwarded mode's (``fwd_``)."""
         fwd_received = self.quic_proxy.counters.received if self.quic_proxy else 0
         out = {"sent": self.sent, "received": self.received,
-               "sent_as_capsules": self.sent_as_capsules,
+               "too_large": self.too_large, "queue_full": self.queue_full,
                "dropped_context": self.dropped_context,
                "via_proxy": self.received - self.fastpath_counters.received - fwd_received}
         out.update({f"fp_{k}": v for k, v in vars(self.fastpath_counters).items()})
@@ -388,12 +395,17 @@ class UdpTunnel:
             return
         proto = self.client._proto
         http_payload = encode_udp_payload(payload)
-        if (self.mode == "datagram" and proto.h3.peer_datagrams
-                and datagram_fits(proto._quic, len(http_payload), self.stream_id)):
+        if self.mode == "datagram" and proto.h3.peer_datagrams:
+            if not datagram_fits(proto._quic, len(http_payload), self.stream_id):
+                # RFC 9298 section 7.1: dropped like a UDP packet over the path MTU, not
+                # carried reliably in a capsule (which masque-go's proxy would drop anyway)
+                self.too_large += 1
+                return
+            if datagram_queue_full(proto._quic):  # a bounded queue, as at the proxy
+                self.queue_full += 1
+                return
             proto.h3.send_datagram(self.stream_id, http_payload)
         else:
-            if self.mode == "datagram":
-                self.sent_as_capsules += 1
             try:
                 proto.h3.send_data(self.stream_id, encode_datagram_capsule(payload),
                                    end_stream=False)

@@ -61,7 +61,12 @@ from hostagent.masque.forwarding import (
     FourTuple,
     SoftwareForwarder,
 )
-from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.h3 import (
+    MasqueH3Connection,
+    datagram_fits,
+    datagram_queue_full,
+    outer_configuration,
+)
 from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.proxy_forwarding import (
     ForwardingQuicServer,
@@ -123,6 +128,9 @@ FASTPATH_PROXY_PORT_HEADER = b"masque-fastpath-proxy-port"
 RANK_HEADER = b"masque-rank"
 #: RFC 9209 Proxy-Status.
 PROXY_STATUS_HEADER = b"proxy-status"
+#: Seconds a request waits for the client's SETTINGS (which say whether it takes HTTP
+#: Datagrams) before its tunnel is put in stream mode.
+SETTINGS_WAIT = 3.0
 #: Capsule bytes buffered per request stream while the proxy decides on the request.
 MAX_EARLY_BYTES = 64 * 1024
 NO_CONTROLLER_MESSAGE = ("fast path requested but no controller configured: "
@@ -239,7 +247,8 @@ class TunnelCounters:
     up_bytes: int = 0
     down_packets: int = 0
     down_bytes: int = 0
-    down_as_capsules: int = 0  # datagram-mode packets too large for a DATAGRAM frame
+    down_too_large: int = 0  # datagram mode: too large for a DATAGRAM frame, dropped
+    down_queue_full: int = 0  # datagram mode: dropped, MAX_PENDING_DATAGRAMS already queued
     dropped_context: int = 0  # HTTP Datagrams with an unknown context ID
     ignored_capsules: int = 0  # capsules of unknown types
     forwarded_up_packets: int = 0  # forwarded mode: client->target, never seen by QUIC
@@ -357,6 +366,8 @@ class ProxyProtocol(OuterProtocol):
         self._parsers: dict[int, CapsuleParser] = {}
         self.peer_label = "?"
         self.peer_host: str | None = None  # the client's address, as this proxy sees it
+        #: set once the client's SETTINGS arrived (or the connection ended)
+        self.peer_settings = asyncio.Event()
         self._forwarding_addr: Any = None  # the client path the forwarding rules are bound to
 
     def quic_event_received(self, event: QuicEvent) -> None:
@@ -381,6 +392,8 @@ class ProxyProtocol(OuterProtocol):
         if self.h3 is not None:
             for h3_event in self.h3.handle_event(event):
                 self._h3_event(h3_event)
+            if self.h3.settings_received or isinstance(event, ConnectionTerminated):
+                self.peer_settings.set()
 
     def _h3_event(self, event: H3Event) -> None:
         if isinstance(event, HeadersReceived):
@@ -513,15 +526,26 @@ class ProxyProtocol(OuterProtocol):
 
     # -- relaying --------------------------------------------------------------------------
     def send_udp(self, tunnel: ProxyTunnel, payload: bytes) -> None:
-        """Carry a UDP payload from the target to the client in the tunnel's mode."""
+        """Carry a UDP payload from the target to the client in the tunnel's mode.
+
+        In datagram mode a payload too large for one DATAGRAM frame is dropped and
+        counted (RFC 9298 section 7.1: not sent as a DATAGRAM capsule), and so is one
+        that finds MAX_PENDING_DATAGRAMS already waiting (a bounded queue, not seconds
+        of delay).
+        """
         assert self.h3 is not None
         http_payload = encode_udp_payload(payload)
-        if (tunnel.mode == "datagram" and self.h3.peer_datagrams
-                and datagram_fits(self._quic, len(http_payload), tunnel.stream_id)):
+        if tunnel.mode == "datagram" and self.h3.peer_datagrams:
+            if not datagram_fits(self._quic, len(http_payload), tunnel.stream_id):
+                tunnel.counters.down_too_large += 1
+                log.debug("tunnel %s: dropped a %d-byte payload too large for a DATAGRAM "
+                          "frame", tunnel.label, len(payload))
+                return
+            if datagram_queue_full(self._quic):
+                tunnel.counters.down_queue_full += 1
+                return
             self.h3.send_datagram(tunnel.stream_id, http_payload)
         else:
-            if tunnel.mode == "datagram":
-                tunnel.counters.down_as_capsules += 1
             try:
                 self.h3.send_data(tunnel.stream_id, encode_datagram_capsule(payload),
                                   end_stream=False)
@@ -818,6 +842,14 @@ class MasqueProxy:
         if wanted and wanted not in MODES:
             raise Refused(400, "http_request_error", f"masque-mode must be one of {MODES}")
         assert proto.h3 is not None
+        if not proto.peer_settings.is_set():
+            # A request can overtake the client's SETTINGS (another stream; a lost packet):
+            # deciding without them would put a datagram client in stream mode, whose
+            # capsules masque-go drops. RFC 9114 6.2.1: SETTINGS come first on the control
+            # stream, so they are at most a retransmission away.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTINGS_WAIT):
+                    await proto.peer_settings.wait()
         mode = "stream" if wanted == "stream" or not proto.h3.peer_datagrams else "datagram"
         tunnel = ProxyTunnel(proto, stream_id, target, address, mode, request_rank(headers),
                              sf_boolean(headers.get(FASTPATH_HEADER)), request_headers=headers)
@@ -864,10 +896,10 @@ class MasqueProxy:
                      if tunnel.target_match is not None or c.forwarded_up_packets
                      or c.forwarded_down_packets else "")
         log.info("tunnel close %s (%s) after %.1f s: up %d pkts/%d B, down %d pkts/%d B%s, "
-                 "as capsules %d, unknown contexts %d, unknown capsules %d "
+                 "too large %d, queue full %d, unknown contexts %d, unknown capsules %d "
                  "(open %d, opened %d, closed %d)", tunnel.label, tunnel.close_reason,
                  time.monotonic() - tunnel.opened_at, c.up_packets, c.up_bytes,
-                 c.down_packets, c.down_bytes, forwarded, c.down_as_capsules,
+                 c.down_packets, c.down_bytes, forwarded, c.down_too_large, c.down_queue_full,
                  c.dropped_context, c.ignored_capsules, len(self.tunnels),
                  self.stats["tunnels_opened"], self.stats["tunnels_closed"])
 
