@@ -1,8 +1,10 @@
 """`mp-ctl`: the operator CLI for flows, ranks, scheduling mode, statistics and tables.
 
-It talks to the controller's northbound API with a token (`--token` or $MP_CTL_TOKEN);
-readable tables by default, `--json` for scripts; a one-line error and exit code
-1 (refused or unreachable) or 2 (bad arguments) otherwise.
+It talks to the controller's northbound API with a token (`--token` or $MP_CTL_TOKEN),
+over TLS with `--tls-ca` (and `--tls-cert`/`--tls-key` for mutual TLS; or
+$MP_CTL_TLS_CA etc.); it sends the token in clear only to a controller on this
+host's loopback. Readable tables by default, `--json` for scripts; a one-line error
+and exit code 1 (refused or unreachable) or 2 (bad arguments) otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from clikit import tls as tls_mod
 from clikit.args import parse_host_port
 from controller.config import SCHED_MODES
 from controller.proto import northbound_pb2 as nb
@@ -38,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="client token (default $MP_CTL_TOKEN)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    tls_mod.add_arguments(parser, server=False, env="MP_CTL", what="to the controller")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     flow = sub.add_parser("flow", help="add, delete or list fast-path flows")
@@ -190,14 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("a token is needed: --token T or $MP_CTL_TOKEN")
-    with grpc.insecure_channel(args.controller) as channel:
+    try:
+        tls = tls_mod.from_args(args, server=False)
+        tls_mod.check_token_transport(args.controller, tls)
+    except tls_mod.TlsError as exc:
+        parser.error(str(exc))
+    if not tls.enabled:
+        print(f"mp-ctl: warning: plaintext connection to {args.controller} (no TLS)",
+              file=sys.stderr)
+    with tls_mod.secure_channel(args.controller, tls) as channel:
         try:
             message, text = run(args, parser, nb_grpc.ControllerStub(channel))
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             detail = exc.details()  # type: ignore[attr-defined]
             if code == grpc.StatusCode.UNAVAILABLE:
-                detail = f"controller at {args.controller} is not reachable"
+                how = "over TLS" if tls.enabled else "in plaintext (a TLS controller needs "\
+                    "--tls-ca)"
+                detail = f"controller at {args.controller} is not reachable {how}"
             print(f"mp-ctl: {code.name.lower()}: {detail}", file=sys.stderr)
             return 1
     if args.json:

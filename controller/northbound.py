@@ -142,10 +142,14 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
         return await self._call(context, body)
 
 
-async def serve(service: ControllerService, address: str) -> grpc.aio.Server:
+async def serve(service: ControllerService, address: str,
+                credentials: grpc.ServerCredentials | None = None) -> grpc.aio.Server:
+    """Serve the northbound API on `address`: TLS with `credentials`, else plaintext."""
     server = grpc.aio.server()
     nb_grpc.add_ControllerServicer_to_server(NorthboundServicer(service), server)
-    if server.add_insecure_port(address) == 0:
+    port = (server.add_secure_port(address, credentials) if credentials is not None
+            else server.add_insecure_port(address))
+    if port == 0:
         raise OSError(f"cannot listen on {address}")
     await server.start()
     return server

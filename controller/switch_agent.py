@@ -59,7 +59,8 @@ class SwitchAgent:
         """Connect, sync, wait for the switch to go away, repeat; until cancelled."""
         while True:
             session = P4RuntimeSession(self.conf.address, self.conf.device_id,
-                                       self.conf.election_id)
+                                       self.conf.election_id, take_over=True,
+                                       tls=self.conf.tls)
             try:
                 await session.open(timeout=5)
                 async with self._lock:

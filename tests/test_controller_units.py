@@ -3,6 +3,7 @@ and the generated northbound modules being up to date."""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def test_sched_mode_parameters_are_checked_kept_and_written() -> None:
     service = ControllerService(cfg, IntentStore(":memory:", (40000, 40009)))
     pushed = _recording(service)
     ops = cfg.client_by_token("t-proxy")
-    ops = config_mod.ClientConf(ops.name, ops.token, ops.address, ops.traffic_class, True)
+    ops = dataclasses.replace(ops, operator=True)
     _, defaults = service.desired()
     mode = next(e for e in defaults if e.table_id == "sched_mode")
     assert dict(mode.action.args) == {"mode": 4, "burst_pct": 20, "queue_depth": 32}

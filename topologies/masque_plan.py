@@ -2,6 +2,9 @@
 the ports and tokens its daemons use, the mp-controller config that ties the switch, the
 controller and the proxy together, and how a daemon is started (its console script).
 
+Every gRPC link runs mutual TLS with a PKI made for the run in the work folder (pki/):
+the controller config and `tls_args` name its files.
+
 Nothing here starts anything; `masque_topology.MasqueTopology` builds the network from it.
 """
 
@@ -10,6 +13,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from hostagent.certs import RunPki
 
 SWITCH_NAME = "mps1"
 MGMT_ROOT_IF, MGMT_PROXY_IF = "mpmn-mgmt", "proxy-mgmt"
@@ -29,10 +34,16 @@ northbound = "{northbound}"
 sched_mode = "sppifo"
 default_rank = 30000
 
+[tls]
+cert = "pki/server.pem"
+key = "pki/server.key"
+ca = "pki/ca.pem"
+
 [[switch]]
 name = "{switch}"
 address = "{grpc}"
 election_id = {election}
+tls = {{ ca = "pki/ca.pem", cert = "pki/client.pem", key = "pki/client.key" }}
 
 [fastpath]
 address = "{fastpath}"
@@ -106,6 +117,18 @@ class HostPlan:
     def switch_mac(self) -> str:
         """The switch's MAC on this port (the route's source MAC)."""
         return f"02:aa:00:00:00:{self.port:02x}"
+
+
+def tls_args(pki: RunPki) -> list[str]:
+    """The --tls-* options of a client of the run's gRPC servers (mutual TLS)."""
+    return ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert),
+            "--tls-key", str(pki.client_key)]
+
+
+def tls_environment(prefix: str, pki: RunPki) -> dict[str, str]:
+    """The same as ${prefix}_TLS_CA/_CERT/_KEY, for the shells of the hosts."""
+    return {f"{prefix}_TLS_CA": str(pki.ca), f"{prefix}_TLS_CERT": str(pki.client_cert),
+            f"{prefix}_TLS_KEY": str(pki.client_key)}
 
 
 def plan_hosts(targets: int) -> list[HostPlan]:

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from bmv2 import launcher
+from hostagent.certs import write_run_pki
 from netlab.linkemu import LinkParams
 from topologies.masque_plan import (
     MAX_TARGETS,
@@ -42,6 +43,8 @@ from topologies.masque_plan import (
     HostPlan,
     controller_config,
     plan_hosts,
+    tls_args,
+    tls_environment,
     tool,
 )
 from topologies.switch_counters import CounterReader
@@ -168,17 +171,25 @@ class MasqueTopology:
                 print(f"{PROG}: leftovers of an earlier run: {line}", file=sys.stderr)
         self._record()
         self.northbound = f"{MGMT_ROOT}:{launcher.free_tcp_port()}"
+        # mutual TLS on every gRPC link (northbound API, P4Runtime), with this run's PKI
+        self.pki = write_run_pki(self.workdir / "pki", [MGMT_ROOT])
         # host shells inherit this environment: mp-* on PATH, mp-ctl finds the controller
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
         os.environ["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         os.environ["MP_CTL_CONTROLLER"] = self.northbound
         os.environ["MP_CTL_TOKEN"] = OPS_TOKEN
+        os.environ.update(tls_environment("MP_CTL", self.pki))
         net = self.net = Mininet(controller=None, build=False, autoSetMacs=False)
         rates = ({h.port: self.bottleneck_bps for h in self.hosts[2:]}
                  if self.bottleneck_bps else {})
+        pki = self.pki
         self.switch = net.addSwitch(SWITCH_NAME, cls=mp4.P4Switch, target=self.target,
-                                    log_file=self.workdir / "switch.log", port_rates=rates)
+                                    log_file=self.workdir / "switch.log", port_rates=rates,
+                                    tls=launcher.SwitchTls(
+                                        pki.server_cert, pki.server_key, pki.ca,
+                                        client_auth=True, client_cert=pki.client_cert,
+                                        client_key=pki.client_key))
         nodes = {h.name: net.addHost(h.name, ip=f"{h.ip}/24", mac=h.mac) for h in self.hosts}
         mode = None if self.link_mode == "auto" else self.link_mode
         for h in self.hosts:
@@ -209,7 +220,8 @@ class MasqueTopology:
         allow = [a for h in self.hosts[2:] for a in ("--allow", h.subnet)]
         daemon("mp-proxy", proxy, [*tool("mp-proxy"), "--listen", f"{self.proxy.ip}:{QUIC_PORT}",
                                    *allow, "--controller", self.northbound,
-                                   "--controller-token", PROXY_TOKEN, *self.proxy_args],
+                                   "--controller-token", PROXY_TOKEN, *tls_args(self.pki),
+                                   *self.proxy_args],
                r"serving CONNECT-UDP", 30)
 
     def _lock(self) -> None:
@@ -413,7 +425,7 @@ class MasqueTopology:
         from topologies import mininet_p4 as mp4
 
         dest = next(h for h in self.hosts if h.name == target)
-        reader = CounterReader(self.switch.grpc_addr)
+        reader = CounterReader(self.switch.grpc_addr, pki=self.pki)
         reader.start()
         try:
             client = NamespaceProcess(None, mp4.mnexec_argv(self.node("client"), [

@@ -68,14 +68,15 @@ class P4Switch(Switch):
 
     `grpc_port` (default: a free port) is the P4Runtime port on 127.0.0.1;
     `log_file` is the switch's log; `port_rates` (P4 port -> bits/s) shapes those
-    egress ports, on the built-in target only (BMv2 shapes per queue, not per port).
+    egress ports, on the built-in target only (BMv2 shapes per queue, not per port);
+    `tls` serves P4Runtime over TLS.
     The P4 program is not loaded: the controller pushes the pipeline, as it does for
     every target in this project.
     """
 
     def __init__(self, name: str, target: str = "soft", grpc_port: int | None = None,
                  log_file: Path | None = None, port_rates: dict[int, int] | None = None,
-                 **params: Any) -> None:
+                 tls: launcher.SwitchTls | None = None, **params: Any) -> None:
         if target not in launcher.TARGETS:
             raise ValueError(f"target must be one of {', '.join(launcher.TARGETS)}, "
                              f"got {target!r}")
@@ -87,6 +88,7 @@ class P4Switch(Switch):
         self.port_rates = dict(port_rates or {})
         self.grpc_addr = f"127.0.0.1:{grpc_port or launcher.free_tcp_port()}"
         self.log_file = log_file
+        self.tls = tls  # P4Runtime over TLS (None: plaintext)
         self.process: launcher.SwitchProcess | None = None
 
     def port_map(self) -> dict[int, str]:
@@ -100,7 +102,8 @@ class P4Switch(Switch):
         for ifname in self.port_map().values():
             quiet_interface(self, ifname)
         config = launcher.SwitchConfig(ports=self.port_map(), grpc_addr=self.grpc_addr,
-                                       log_file=self.log_file, port_rates=self.port_rates)
+                                       log_file=self.log_file, port_rates=self.port_rates,
+                                       tls=self.tls)
         self.process = launcher.SwitchProcess(self.target, config, namespace=None,
                                               ready_timeout=60)
         self.process.process.argv = mnexec_argv(None, self.process.process.argv)

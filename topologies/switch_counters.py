@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import threading
 
+from hostagent.certs import RunPki
 from topologies.masque_plan import READER_ELECTION_ID
 
 
@@ -14,8 +15,10 @@ class CounterReader:
     """Reads decap_counter/encap_counter as a backup P4Runtime client, in a thread, until
     stopped; keeps the last reading that found the flow's entries."""
 
-    def __init__(self, grpc_addr: str, interval: float = 0.005) -> None:
+    def __init__(self, grpc_addr: str, interval: float = 0.005,
+                 pki: RunPki | None = None) -> None:
         self.grpc_addr = grpc_addr
+        self.pki = pki  # the run's PKI: P4Runtime over mutual TLS (None: plaintext)
         self.interval = interval
         self.last: dict[str, tuple[int, int]] = {}
         self.flow_reads = 0
@@ -38,9 +41,12 @@ class CounterReader:
     async def _run(self) -> None:
         import finsy as fy
 
+        from clikit.tls import TlsFiles
         from controller.p4runtime import NotPrimary, P4RuntimeSession
 
-        session = P4RuntimeSession(self.grpc_addr, election_id=READER_ELECTION_ID)
+        tls = None if self.pki is None else TlsFiles(self.pki.client_cert, self.pki.client_key,
+                                                     self.pki.ca)
+        session = P4RuntimeSession(self.grpc_addr, election_id=READER_ELECTION_ID, tls=tls)
         try:
             with contextlib.suppress(NotPrimary):
                 await session.open()  # the controller (a higher election id) stays primary

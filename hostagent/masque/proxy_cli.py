@@ -1,5 +1,9 @@
 """`mp-proxy`: the CONNECT-UDP proxy agent (slow path; the switch fast path through the
-controller when `--controller` and a token are given)."""
+controller when `--controller` and a token are given).
+
+--certificate/--private-key are the QUIC server's; --tls-ca/--tls-cert/--tls-key are
+TLS to the controller's northbound API, as mp-ctl's (the token is sent in clear
+only to a controller on this host's loopback)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import os
 import sys
 
 from clikit import run_until_signalled, setup_logging
+from clikit import tls as tls_mod
 from clikit.args import parse_host_port
 from hostagent.masque.fastpath import ControllerFastPath
 from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
@@ -67,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the proxy opens flows for its clients' addresses "
                         "(default $MP_PROXY_CONTROLLER_TOKEN)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    tls_mod.add_arguments(parser, server=False, env="MP_PROXY",
+                          what="to the controller's northbound API")
     return parser
 
 
@@ -95,7 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.controller_token:
             parser.error("--controller needs a token: --controller-token T or "
                          "$MP_PROXY_CONTROLLER_TOKEN")
+    try:
+        tls = tls_mod.from_args(args, server=False)
+        if args.controller:
+            tls_mod.check_token_transport(args.controller, tls)
+    except tls_mod.TlsError as exc:
+        parser.error(str(exc))
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    if args.controller and not tls.enabled:
+        tls_mod.warn_plaintext(logging.getLogger("mp-proxy"), "the controller's northbound API",
+                               args.controller)
     settings = ProxySettings(allow=args.allow, max_tunnels=args.max_tunnels,
                              idle_timeout=args.idle_timeout, template_path=args.template,
                              scheduler=args.scheduler, datagrams=not args.no_datagrams,
@@ -103,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                              max_connection_ids=args.max_connection_ids)
 
     async def run(stop: asyncio.Event) -> None:
-        hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token)
+        hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token,
+                                                 tls=tls)
                               if args.controller else NoController())
         # with a controller, forwarded-mode rules go to the switch too
         switch_table = (ControllerForwardingTable(hook)
