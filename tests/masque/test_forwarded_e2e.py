@@ -69,7 +69,7 @@ def test_inner_quic_runs_forwarded_through_the_switch(topology: Topology,  # noq
             topology.ns[2], python_module(
                 "hostagent.masque.proxy_cli", "--listen", f"{plan.PROXY}:4433", "--allow",
                 plan.SUBNET[3], "--quic-forwarding", "--controller", f"{MGMT_ROOT}:{nb_port}",
-                "--controller-token", "proxy-token"),
+                "--controller-token", "proxy-token", "--tls-ca", str(tmp_path / "pki" / "ca.pem")),
             ready=r"serving CONNECT-UDP", name="mp-proxy"))
         client = NamespaceProcess(
             topology.ns[1], [sys.executable, str(HERE / "forwarded_client.py"),
