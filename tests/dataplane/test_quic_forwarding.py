@@ -59,8 +59,8 @@ def install(p4rt) -> None:  # type: ignore[no-untyped-def]
 
 
 def forwarded_packets(p4rt) -> int:  # type: ignore[no-untyped-def]
-    return sum(e.counter_data.packet_count
-               for e in p4rt.read([fy.P4TableEntry("quic_forward")]) if e.counter_data)
+    return sum(e.data.packet_count
+               for e in p4rt.read([fy.P4DirectCounterEntry("quic_forward_counter")]))
 
 
 def wrong_source(p4rt) -> int:  # type: ignore[no-untyped-def]
