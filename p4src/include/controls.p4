@@ -187,6 +187,9 @@ control FastPath(inout headers_t hdr, inout metadata_t meta,
 control QuicForwarding(inout headers_t hdr, inout metadata_t meta,
                        inout standard_metadata_t std_meta) {
     direct_counter(CounterType.packets_and_bytes) quic_forward_counter;
+    /* Every packet forwarded, whatever mapping (a mapping's direct counter goes with it
+     * when the proxy removes a retired connection ID's mapping). */
+    counter(1, CounterType.packets_and_bytes) quic_forwarded;
     counter(1, CounterType.packets) quic_wrong_source;
 
     action forward(ipv4_addr_t src_addr, l4_port_t src_port, ipv4_addr_t dst_addr,
@@ -200,6 +203,7 @@ control QuicForwarding(inout headers_t hdr, inout metadata_t meta,
         meta.rank = rank;
         meta.quic_forwarded = 1;
         quic_forward_counter.count();
+        quic_forwarded.count(0);
     }
 
     table quic_forward {
