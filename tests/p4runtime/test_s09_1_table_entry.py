@@ -42,7 +42,8 @@ def test_entries_of_an_exact_table_take_no_priority(p4rt: Session) -> None:
 @pytest.mark.spec("§9.1")
 def test_a_keyless_table_takes_no_match_entry(p4rt: Session,
                                               expect: Callable[..., str]) -> None:
-    te = ent.entry("sched_mode", action=ent.call("set_mode", mode=1))
+    te = ent.entry("sched_mode", action=ent.call("set_mode", mode=1, burst_pct=10,
+                                                  queue_depth=64))
     assert insert(p4rt, te) == expect("INVALID_ARGUMENT")
 
 
