@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap demo test bench p4 proto lint clean
+.PHONY: help bootstrap demo test bench p4 proto lint clean p4runtime-shell
 
 help:
 	@echo "make demo    install what is missing, then run the main job"
@@ -11,13 +11,15 @@ help:
 	@echo "make bench   run the benchmarks and print their tables"
 	@echo "make p4      recompile p4src/ into p4src/build/ with p4c"
 	@echo "make proto   regenerate controller/proto/*_pb2*.py from the .proto files"
-	@echo "make lint    ruff, and mypy on controller/ and hostagent/"
+	@echo "make lint    ruff, and mypy on every package but the experiments"
+	@echo "make p4runtime-shell   p4lang's P4Runtime shell in its own venv (an old"
+	@echo "             protobuf): an independent client for tests/p4runtime"
 
 bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
-	$(PY) -m topologies.demo
+	$(PY) -m experiments.demo
 
 test: bootstrap
 	$(PY) -m pytest
@@ -33,7 +35,13 @@ proto: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check .
-	$(PY) -m mypy controller hostagent
+	$(PY) -m mypy controller hostagent netlab clikit schedmodels p4src topologies
+
+# p4runtime-shell pins protobuf 3.x; the project's venv has protobuf 6 (finsy), so the
+# shell gets a venv of its own, used only by tests/p4runtime/test_p4runtime_shell.py
+p4runtime-shell:
+	python3 -m venv .venv-p4runtime-shell
+	.venv-p4runtime-shell/bin/pip install -q "p4runtime-shell>=0.0.6"
 
 clean:
-	rm -rf .venv .pytest_cache *.egg-info
+	rm -rf .venv .venv-p4runtime-shell .pytest_cache *.egg-info

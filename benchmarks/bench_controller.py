@@ -17,13 +17,14 @@ import finsy as fy
 
 from benchmarks.results import Row
 from bmv2 import launcher, toolchain
+from clikit import no_options
 from controller.p4runtime import P4RuntimeSession
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
+from netlab import capabilities
 from tests.controller.test_controller import controller, write_config
 from tests.dataplane import plan
 from tests.dataplane.ptf import VethPorts
-from topologies import capabilities
 
 ENTRIES = 5000
 BATCH = 1000
@@ -108,4 +109,5 @@ def main() -> list[Row]:
 
 
 if __name__ == "__main__":
+    no_options("python -m benchmarks.bench_controller", __doc__)
     main()

@@ -1,4 +1,4 @@
-"""The LLM traffic-class experiment (topologies.llm_classes) with its default settings."""
+"""The LLM traffic-class experiment (experiments.llm_classes) with its default settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from benchmarks.results import Row
-from topologies import capabilities, llm_classes
+from experiments import llm_classes
+from netlab import capabilities
 
 OUT = Path("results/llm")
 

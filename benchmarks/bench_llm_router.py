@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks.results import Row
-from topologies import capabilities
+from netlab import capabilities
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if not capabilities.netns().available:
         print(f"(c) skipped: {capabilities.netns().detail}")
         return rows
-    from topologies import llm_router
+    from experiments import llm_router
 
     print("(c) the router with each network scheduler over the emulated link "
           "(seed Tables 3 and 4)", flush=True)

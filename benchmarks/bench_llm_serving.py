@@ -1,5 +1,5 @@
 """The LLM traffic-class experiment through the MASQUE proxy and the P4 switch
-(topologies/llm_serving.py): 90 requests, EDF, ABS and ML, fast path off and on, each
+(experiments/llm_serving.py): 90 requests, EDF, ABS and ML, fast path off and on, each
 variant three times (single runs differ by tens of points at 0.5% random loss), pooled
 (about 6 minutes here). Needs root and Mininet; skipped with the reason otherwise."""
 
@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 from benchmarks.results import Row
-from topologies import capabilities, llm_serving
+from experiments import llm_serving
+from netlab import capabilities
 
 OUT = Path("results/llm")
 SCHEDULERS = ("edf", "abs", "ml")

@@ -1,4 +1,4 @@
-"""The MASQUE experiments (topologies.masque_fcfs_rr, topologies.masque_nested) with their
+"""The MASQUE experiments (experiments.masque_fcfs_rr, experiments.masque_nested) with their
 defaults between namespaces, then both through the P4 switch with the fast path off and on
 (root and Mininet; else a skip line)."""
 
@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from benchmarks.results import Row
-from topologies import capabilities, masque_fcfs_rr, masque_nested
+from experiments import masque_fcfs_rr, masque_nested
+from netlab import capabilities
 
 OUT = Path("results/masque")
 

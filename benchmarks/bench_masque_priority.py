@@ -1,4 +1,4 @@
-"""The MASQUE priority experiment of `make demo` (topologies.masque_priority) with its
+"""The MASQUE priority experiment of `make demo` (experiments.masque_priority) with its
 defaults: prioritized tunnels at a 5 Mbit/s switch port, fast path under SP-PIFO and
 FIFO, and the slow path through the proxy. Needs root and Mininet."""
 
@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from benchmarks.results import Row
-from topologies import capabilities, masque_priority
+from experiments import masque_priority
+from netlab import capabilities
 
 OUT = Path("results/demo")
 

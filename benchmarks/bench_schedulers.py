@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from benchmarks.results import Row
+from clikit import no_options
 from hostagent.schedulers import HeapPifo, LinearScanPifo, SortedListPifo
 
 PACKETS_PER_STREAM = 9  # 10 KB in 1,150-byte payloads
@@ -117,4 +118,5 @@ def main() -> list[Row]:
 
 
 if __name__ == "__main__":
+    no_options("python -m benchmarks.bench_schedulers", __doc__)
     main()

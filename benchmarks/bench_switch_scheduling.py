@@ -1,4 +1,4 @@
-"""The switch-scheduling experiment (topologies.switch_scheduling) with its default settings:
+"""The switch-scheduling experiment (experiments.switch_scheduling) with its default settings:
 FIFO, STRICT and SP-PIFO at a 5 Mbit/s bottleneck on the built-in target, beside the
 pure-Python reference; prints a skip line where network namespaces are missing."""
 
@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from benchmarks.results import Row
-from topologies import capabilities, switch_scheduling
+from experiments import switch_scheduling
+from netlab import capabilities
 
 OUT = Path("results/switch")
 

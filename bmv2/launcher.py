@@ -7,12 +7,15 @@ command line, so `command_line()` builds it once for both:
         --no-p4 -- --grpc-server-addr 127.0.0.1:9559 --cpu-port 255 --priority-queues 8
 
 `SwitchProcess` starts it (optionally inside a network namespace), waits until
-P4Runtime answers a Capabilities request, and stops it by PID.
+P4Runtime answers a Capabilities request, and stops it by PID. With `SwitchConfig.tls`
+both targets serve P4Runtime over TLS (BMv2's --grpc-server-ssl options, which
+mp-switch takes too); without it P4Runtime is plaintext.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 import subprocess
@@ -26,8 +29,8 @@ import grpc
 from finsy.proto import p4r, p4r_grpc
 
 from bmv2 import toolchain
-from bmv2.pipeline import CPU_PORT, NUM_QUEUES
-from topologies.nsprocess import NamespaceProcess
+from netlab.nsprocess import NamespaceProcess
+from p4src.pipeline import CPU_PORT, NUM_QUEUES
 
 TARGETS = ("bmv2", "soft")
 
@@ -46,6 +49,44 @@ def selected_target() -> str:
     return "bmv2" if toolchain.find("simple_switch_grpc") else "soft"
 
 
+@dataclass(frozen=True)
+class SwitchTls:
+    """P4Runtime TLS of a switch: its certificate and key, and the CA that signed them
+    (clients verify the switch with it). With `client_auth` the switch also requires
+    client certificates signed by that CA, and `client_cert`/`client_key` are what the
+    launcher's readiness probe presents."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_auth: bool = False
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    def argv(self) -> list[str]:
+        """The target options (after `--`), the same for BMv2 and mp-switch."""
+        argv = ["--grpc-server-ssl", "--grpc-server-cert", str(self.cert),
+                "--grpc-server-key", str(self.key), "--grpc-server-cacert", str(self.ca)]
+        return argv + (["--grpc-server-with-client-auth"] if self.client_auth else [])
+
+    def as_json(self) -> dict[str, str | bool | None]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str | bool | None]) -> SwitchTls:
+        paths = {k: Path(v) if isinstance(v, str) else v for k, v in data.items()}
+        return cls(**paths)  # type: ignore[arg-type]
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """What a client of this switch (the probe) connects with."""
+        client = self.client_auth and self.client_cert and self.client_key
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca.read_bytes(),
+            private_key=self.client_key.read_bytes() if client and self.client_key else None,
+            certificate_chain=(self.client_cert.read_bytes()
+                               if client and self.client_cert else None))
+
+
 @dataclass
 class SwitchConfig:
     """What a switch is started with. `json` None starts it without a program (--no-p4)."""
@@ -60,6 +101,8 @@ class SwitchConfig:
     log_file: Path | None = None
     #: port -> bits/s: a port-level shaper (built-in target only; BMv2 shapes per queue)
     port_rates: dict[int, int] = field(default_factory=dict)
+    #: P4Runtime over TLS (None: plaintext)
+    tls: SwitchTls | None = None
 
 
 @functools.lru_cache(maxsize=8)
@@ -103,7 +146,16 @@ def command_line(target: str, config: SwitchConfig) -> list[str]:
              "--priority-queues", str(config.priority_queues)]
     if config.cpu_port is not None:
         argv += ["--cpu-port", str(config.cpu_port)]
+    if config.tls is not None:
+        argv += config.tls.argv()
     return argv
+
+
+#: the readiness probe run inside a namespace: argv = address, SwitchTls as JSON or null
+_PROBE = ("import json, sys; from bmv2.launcher import SwitchTls, p4runtime_answers; "
+          "t = json.loads(sys.argv[2]); "
+          "c = SwitchTls.from_json(t).channel_credentials() if t else None; "
+          "sys.exit(0 if p4runtime_answers(sys.argv[1], 0.5, c) else 1)")
 
 
 def free_tcp_port() -> int:
@@ -118,9 +170,13 @@ def free_grpc_addr() -> str:
     return f"127.0.0.1:{free_tcp_port()}"
 
 
-def p4runtime_answers(address: str, timeout: float = 1.0) -> bool:
-    """True once a P4Runtime server at `address` answers a Capabilities request."""
-    with grpc.insecure_channel(address) as channel:
+def p4runtime_answers(address: str, timeout: float = 1.0,
+                      credentials: grpc.ChannelCredentials | None = None) -> bool:
+    """True once a P4Runtime server at `address` answers a Capabilities request (over TLS
+    with `credentials`)."""
+    channel = (grpc.secure_channel(address, credentials) if credentials is not None
+               else grpc.insecure_channel(address))
+    with channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
             stub = p4r_grpc.P4RuntimeStub(channel)
@@ -167,12 +223,13 @@ class SwitchProcess:
                            f"{self.config.grpc_addr} within {self.ready_timeout:g} s")
 
     def _answers(self) -> bool:
+        tls = self.config.tls
         if self.namespace is None:
-            return p4runtime_answers(self.config.grpc_addr, 0.5)
+            return p4runtime_answers(self.config.grpc_addr, 0.5,
+                                     tls.channel_credentials() if tls else None)
         probe = subprocess.run(
-            ["ip", "netns", "exec", self.namespace, sys.executable, "-c",
-             "import sys; from bmv2.launcher import p4runtime_answers; "
-             f"sys.exit(0 if p4runtime_answers({self.config.grpc_addr!r}, 0.5) else 1)"],
+            ["ip", "netns", "exec", self.namespace, sys.executable, "-c", _PROBE,
+             self.config.grpc_addr, json.dumps(None if tls is None else tls.as_json())],
             capture_output=True, cwd=Path(__file__).resolve().parent.parent)
         return probe.returncode == 0
 

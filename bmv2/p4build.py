@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from bmv2 import toolchain
+from clikit import no_options
 
 REPO = Path(__file__).resolve().parent.parent
 P4SRC = Path("p4src")
@@ -74,7 +75,8 @@ def compile_all(p4c: Path) -> str:
     return version
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    no_options("make p4", __doc__, argv)
     try:
         p4c = toolchain.require("p4c")
     except toolchain.ToolMissing as exc:

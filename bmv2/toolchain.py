@@ -8,45 +8,19 @@ everywhere (tests, `make p4`, launcher, topologies).
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 import sys
 from pathlib import Path
 
-#: Environment variables that name a program's path explicitly (highest precedence).
-OVERRIDES = {
-    "p4c": "MP_P4C",
-    "simple_switch_grpc": "MP_SIMPLE_SWITCH_GRPC",
-}
+from netlab.capabilities import OVERRIDES, SEARCH_DIRS, find_program
 
-#: Install prefixes searched after PATH, in order.
-SEARCH_DIRS = ("/opt/p4/bin", "/opt/p4c/bin", "/opt/bmv2/bin", "/usr/local/bin")
+__all__ = ["OVERRIDES", "SEARCH_DIRS", "ToolMissing", "find", "require"]
+
+#: The one search order (override variable, PATH, /opt/*/bin), shared with the capabilities.
+find = find_program
 
 
 class ToolMissing(RuntimeError):
     """A toolchain program is not installed; the message says how to get it."""
-
-
-def _candidates(name: str) -> list[str]:
-    found: list[str] = []
-    override = os.environ.get(OVERRIDES.get(name, ""), "")
-    if override:
-        found.append(override)
-    on_path = shutil.which(name)
-    if on_path:
-        found.append(on_path)
-    found.extend(os.path.join(d, name) for d in SEARCH_DIRS)
-    found.extend(sorted(glob.glob(f"/opt/*/bin/{name}")))
-    return found
-
-
-def find(name: str) -> Path | None:
-    """Return the path of an executable toolchain program, or None if absent."""
-    for candidate in _candidates(name):
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
 
 
 def require(name: str) -> Path:
@@ -65,6 +39,10 @@ def require(name: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """`python -m bmv2.toolchain NAME`: print a program's path, or a one-line error."""
     args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(f"usage: python -m bmv2.toolchain {{{'|'.join(OVERRIDES)}}}\n\n"
+              "Print where the program is installed, or say in one line how to get it.")
+        return 0
     if len(args) != 1 or args[0] not in OVERRIDES:
         print(f"usage: python -m bmv2.toolchain {{{'|'.join(OVERRIDES)}}}", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
 """`mp-ctl`: the operator CLI for flows, ranks, scheduling mode, statistics and tables.
 
-It talks to the controller's northbound API with a token (`--token` or $MP_CTL_TOKEN);
-readable tables by default, `--json` for scripts; a one-line error and exit code
-1 (refused or unreachable) or 2 (bad arguments) otherwise.
+It talks to the controller's northbound API with a token (`--token` or $MP_CTL_TOKEN),
+over TLS with `--tls-ca` (and `--tls-cert`/`--tls-key` for mutual TLS; or
+$MP_CTL_TLS_CA etc.); it sends the token in clear only to a controller on this
+host's loopback. Readable tables by default, `--json` for scripts; a one-line error
+and exit code 1 (refused or unreachable) or 2 (bad arguments) otherwise.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from clikit import tls as tls_mod
+from clikit.args import parse_host_port
+from controller.config import SCHED_MODES
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
-from hostagent.netaddr import parse_host_port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="client token (default $MP_CTL_TOKEN)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    tls_mod.add_arguments(parser, server=False, env="MP_CTL", what="to the controller")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     flow = sub.add_parser("flow", help="add, delete or list fast-path flows")
@@ -67,8 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sched = sub.add_parser("sched", help="set the scheduling mode")
     ssub = sched.add_subparsers(dest="action", required=True, metavar="ACTION")
-    sset = ssub.add_parser("set", help="fifo | strict | sppifo")
-    sset.add_argument("mode", choices=["fifo", "strict", "sppifo"])
+    sset = ssub.add_parser("set", help="fifo | strict | sppifo | aifo | packs")
+    sset.add_argument("mode", choices=list(SCHED_MODES))
+    sset.add_argument("--burst-pct", type=int, metavar="K",
+                      help="AIFO/PACKS: k, the burst allowance, in percent (0..99; default: "
+                      "keep, 10 at first)")
+    sset.add_argument("--queue-depth", type=int, metavar="N",
+                      help="AIFO/PACKS: packets per priority queue, the switch's queue depth "
+                      "(default: keep, 64 at first)")
+
+    quic = sub.add_parser("quic", help="forwarded-mode QUIC mappings (installed by proxies)")
+    qsub = quic.add_subparsers(dest="action", required=True, metavar="ACTION")
+    qsub.add_parser("list", help="list the connection-ID mappings the switch forwards by")
 
     sub.add_parser("stats", help="flow and queue counters, SP-PIFO bounds, drops by reason")
     table = sub.add_parser("table", help="dump a P4 table")
@@ -138,8 +153,22 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             request.traffic_class = args.traffic_class
         s = stub.RegisterStream(request, **kw)
         return s, f"rank {s.rank}" + (" (raised to the class cap)" if s.clamped else "")
+    if args.command == "quic":
+        found = stub.ListQuicMappings(nb.Empty(), **kw)
+        return found, _table([[m.client, m.tunnel, m.direction,
+                               f"{m.src_addr}:{m.src_port}", f"{m.dst_addr}:{m.dst_port}",
+                               m.dcid.hex(), f"{m.out_src_addr}:{m.out_src_port}",
+                               f"{m.out_dst_addr}:{m.out_dst_port}", m.new_dcid.hex(), m.rank]
+                              for m in found.mappings],
+                             ["proxy", "tunnel", "direction", "from", "to", "dcid", "out from",
+                              "out to", "new dcid", "rank"])
     if args.command == "sched":
-        stub.SetSchedMode(nb.SchedMode(mode=args.mode), **kw)
+        request = nb.SchedMode(mode=args.mode)
+        if args.burst_pct is not None:
+            request.burst_pct = args.burst_pct
+        if args.queue_depth is not None:
+            request.queue_depth = args.queue_depth
+        stub.SetSchedMode(request, **kw)
         return nb.Empty(), f"scheduling mode: {args.mode}"
     if args.command == "table":
         dump = stub.DumpTable(nb.TableRef(name=args.name), **kw)
@@ -148,7 +177,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
     parts = []
     for sw in stats.switches:
         parts.append(f"switch {sw.switch}: {'connected' if sw.connected else 'NOT connected'}, "
-                     f"mode {sw.sched_mode}, last restore {sw.last_restore_seconds:.3f} s")
+                     f"mode {sw.sched_mode}"
+                     + (f" (k {sw.burst_pct}%, queue depth {sw.queue_depth})"
+                        if sw.sched_mode in ("aifo", "packs") else "")
+                     + f", last restore {sw.last_restore_seconds:.3f} s")
         parts.append(_table([[c.name, c.index, c.label, c.packets, c.bytes]
                              for c in sw.counters], ["counter", "index", "what", "packets",
                                                      "bytes"]))
@@ -162,14 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("a token is needed: --token T or $MP_CTL_TOKEN")
-    with grpc.insecure_channel(args.controller) as channel:
+    try:
+        tls = tls_mod.from_args(args, server=False)
+        tls_mod.check_token_transport(args.controller, tls)
+    except tls_mod.TlsError as exc:
+        parser.error(str(exc))
+    if not tls.enabled:
+        print(f"mp-ctl: warning: plaintext connection to {args.controller} (no TLS)",
+              file=sys.stderr)
+    with tls_mod.secure_channel(args.controller, tls) as channel:
         try:
             message, text = run(args, parser, nb_grpc.ControllerStub(channel))
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             detail = exc.details()  # type: ignore[attr-defined]
             if code == grpc.StatusCode.UNAVAILABLE:
-                detail = f"controller at {args.controller} is not reachable"
+                how = "over TLS" if tls.enabled else "in plaintext (a TLS controller needs "\
+                    "--tls-ca)"
+                detail = f"controller at {args.controller} is not reachable {how}"
             print(f"mp-ctl: {code.name.lower()}: {detail}", file=sys.stderr)
             return 1
     if args.json:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 from pathlib import Path
 
+from clikit import run_until_signalled, setup_logging
+from clikit import tls as tls_mod
 from controller import config as config_mod
 from controller.intent import IntentStore
 from controller.northbound import serve
 from controller.service import ControllerService
-from hostagent.daemon import run_until_signalled, setup_logging
 
 log = logging.getLogger("mp-controller")
 
@@ -28,19 +30,40 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="see README.md, 'Controller', for the config format",
     )
-    parser.add_argument("--config", required=True, metavar="FILE",
-                        help="controller config (TOML)")
+    parser.add_argument("--config", metavar="FILE", help="controller config (TOML)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--hash-token", action="store_true",
+                        help="print the token_sha256 of the token read from stdin, and exit")
+    tls_mod.add_arguments(parser, server=True,
+                          what="the northbound API; overrides the config's [tls]")
     return parser
+
+
+def warn_plaintext(config: config_mod.ControllerConfig) -> None:
+    """One WARNING line per plaintext link and for tokens kept in clear in the config."""
+    if not config.tls.enabled:
+        tls_mod.warn_plaintext(log, "the northbound API", config.northbound)
+        if not tls_mod.is_loopback(config.northbound):
+            log.warning("clients will not send their tokens in clear to %s: give the "
+                        "northbound API a certificate", config.northbound)
+    for switch in config.switches:
+        if not switch.tls.enabled:
+            tls_mod.warn_plaintext(log, f"P4Runtime to switch {switch.name}", switch.address)
+    if config.clear_tokens:
+        log.warning("the config gives the token of %s in clear: store token_sha256 instead "
+                    "(mp-controller --hash-token)", ", ".join(config.clear_tokens))
 
 
 async def run(config: config_mod.ControllerConfig, stop: asyncio.Event) -> None:
     store = IntentStore(config.state, config.fastpath.proxy_ports)
     service = ControllerService(config, store)
-    server = await serve(service, config.northbound)
-    log.info("northbound API on %s; switches: %s", config.northbound,
-             ", ".join(f"{s.name}@{s.address}" for s in config.switches))
+    server = await serve(service, config.northbound,
+                         config.tls.server_credentials() if config.tls.enabled else None)
+    warn_plaintext(config)
+    log.info("northbound API on %s (%s); switches: %s", config.northbound,
+             config.tls.describe(),
+             ", ".join(f"{s.name}@{s.address} ({s.tls.describe()})" for s in config.switches))
     tasks = [asyncio.create_task(agent.run()) for agent in service.agents]
     try:
         await stop.wait()
@@ -53,11 +76,22 @@ async def run(config: config_mod.ControllerConfig, stop: asyncio.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.hash_token:
+        token = sys.stdin.readline().strip()
+        if not token:
+            parser.error("--hash-token: give the token on stdin")
+        print(config_mod.token_hash(token))
+        return 0
+    if not args.config:
+        parser.error("--config is required")
     setup_logging(getattr(logging, args.log_level.upper()))
     try:
         config = config_mod.load(Path(args.config))
-    except config_mod.ConfigError as exc:
+        if args.tls_cert or args.tls_key or args.tls_ca:
+            config = dataclasses.replace(config, tls=tls_mod.from_args(args, server=True))
+    except (config_mod.ConfigError, tls_mod.TlsError) as exc:
         print(f"mp-controller: {exc}", file=sys.stderr)
         return 2
 

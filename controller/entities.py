@@ -11,11 +11,12 @@ from typing import Any
 
 import finsy as fy
 
-from bmv2.pipeline import SchedMode
 from controller.config import ControllerConfig, FastPathConf, Route, StrictRange
-from controller.intent import FlowIntent, StreamIntent
+from controller.intent import FlowIntent, QuicMappingIntent, StreamIntent
+from p4src.pipeline import SchedMode
 
-SCHED_MODE = {"fifo": SchedMode.FIFO, "strict": SchedMode.STRICT, "sppifo": SchedMode.SPPIFO}
+SCHED_MODE = {"fifo": SchedMode.FIFO, "strict": SchedMode.STRICT, "sppifo": SchedMode.SPPIFO,
+              "aifo": SchedMode.AIFO, "packs": SchedMode.PACKS}
 
 
 def mac(text: str) -> int:
@@ -62,6 +63,32 @@ def flow_entries(flow: FlowIntent, fp: FastPathConf) -> list[fy.P4TableEntry]:
     ]
 
 
+def quic_forward_entry(m: QuicMappingIntent) -> fy.P4TableEntry:
+    """The quic_forward entry of one forwarded-mode mapping."""
+    return fy.P4TableEntry(
+        "quic_forward",
+        match=fy.Match(src_addr=ip(m.src_addr), dst_addr=ip(m.dst_addr), src_port=m.src_port,
+                       dst_port=m.dst_port, dcid=int.from_bytes(m.dcid, "big")),
+        action=fy.Action("forward", src_addr=ip(m.out_src_addr), src_port=m.out_src_port,
+                         dst_addr=ip(m.out_dst_addr), dst_port=m.out_dst_port,
+                         dcid=int.from_bytes(m.new_dcid, "big"), rank=m.rank))
+
+
+def quic_dcid_entry(dst_addr: str, dst_port: int, dcid: bytes) -> fy.P4TableEntry:
+    """The quic_dcids entry that marks (address, port, DCID) as mapped, for any source."""
+    return fy.P4TableEntry(
+        "quic_dcids", match=fy.Match(dst_addr=ip(dst_addr), dst_port=dst_port,
+                                     dcid=int.from_bytes(dcid, "big")),
+        action=fy.Action("dcid_mapped"))
+
+
+def quic_entries(mappings: list[QuicMappingIntent]) -> list[fy.P4TableEntry]:
+    """Every mapping's quic_forward entry, and one quic_dcids entry per (dst, DCID)."""
+    dcids = {(m.dst_addr, m.dst_port, m.dcid) for m in mappings}
+    return ([quic_forward_entry(m) for m in mappings]
+            + [quic_dcid_entry(*k) for k in sorted(dcids)])
+
+
 def stream_entry(stream: StreamIntent) -> fy.P4TableEntry:
     """A flow_rank entry; more specific keys get a higher priority, so they win."""
     fields: dict[str, Any] = {"src_addr": ip(stream.src_addr), "dst_addr": ip(stream.dst_addr)}
@@ -81,9 +108,11 @@ def default_rank(rank: int) -> fy.P4TableEntry:
                            is_default_action=True)
 
 
-def sched_mode(mode: str) -> fy.P4TableEntry:
-    return fy.P4TableEntry("sched_mode", action=fy.Action("set_mode", mode=int(SCHED_MODE[mode])),
-                           is_default_action=True)
+def sched_mode(mode: str, burst_pct: int = 10, queue_depth: int = 64) -> fy.P4TableEntry:
+    """The scheduling mode, with AIFO's and PACKS's k (percent) and queue depth (packets)."""
+    return fy.P4TableEntry("sched_mode", action=fy.Action(
+        "set_mode", mode=int(SCHED_MODE[mode]), burst_pct=burst_pct, queue_depth=queue_depth),
+        is_default_action=True)
 
 
 def strict_range(r: StrictRange) -> fy.P4TableEntry:
@@ -91,10 +120,12 @@ def strict_range(r: StrictRange) -> fy.P4TableEntry:
                            action=fy.Action("set_queue", queue=r.queue), priority=1)
 
 
-def base_entries(config: ControllerConfig, mode: str, rank: int) -> tuple[list, list]:
+def base_entries(config: ControllerConfig, mode: str, rank: int, burst_pct: int = 10,
+                 queue_depth: int = 64) -> tuple[list, list]:
     """(entries to insert, default entries to modify) that do not depend on clients."""
     inserts = [route(r) for r in config.routes] + [fastpath_local(config.fastpath.address)]
     inserts += [strict_range(r) for r in config.strict]
-    defaults = [fastpath_miss(config.fastpath), sched_mode(mode), default_rank(rank)]
+    defaults = [fastpath_miss(config.fastpath), sched_mode(mode, burst_pct, queue_depth),
+                default_rank(rank)]
     return inserts, defaults
 

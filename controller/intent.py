@@ -1,8 +1,8 @@
 """The controller's intended state, kept in SQLite so a restart loses nothing.
 
-Fast-path flows and stream ranks live here; the switch entries are derived
-from them (controller/entities.py), so re-installing a restarted switch is
-"write what the store says". Every operation is idempotent.
+Fast-path flows, forwarded-mode QUIC mappings and stream ranks live here; the switch
+entries are derived from them (controller/entities.py), so re-installing a restarted
+switch is "write what the store says". Every operation is idempotent.
 """
 
 from __future__ import annotations
@@ -31,6 +31,23 @@ CREATE TABLE IF NOT EXISTS streams (
     dscp     INTEGER NOT NULL,
     rank     INTEGER NOT NULL,
     PRIMARY KEY (src_addr, dst_addr, src_port, dst_port, dscp)
+);
+CREATE TABLE IF NOT EXISTS quic_mappings (
+    client       TEXT NOT NULL,
+    direction    TEXT NOT NULL,
+    src_addr     TEXT NOT NULL,
+    src_port     INTEGER NOT NULL,
+    dst_addr     TEXT NOT NULL,
+    dst_port     INTEGER NOT NULL,
+    dcid         BLOB NOT NULL,
+    out_src_addr TEXT NOT NULL,
+    out_src_port INTEGER NOT NULL,
+    out_dst_addr TEXT NOT NULL,
+    out_dst_port INTEGER NOT NULL,
+    new_dcid     BLOB NOT NULL,
+    rank         INTEGER NOT NULL,
+    tunnel       TEXT NOT NULL,
+    PRIMARY KEY (src_addr, src_port, dst_addr, dst_port, dcid)
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -68,6 +85,36 @@ class StreamIntent:
     @property
     def key(self) -> tuple[str, str, int, int, int]:
         return (self.src_addr, self.dst_addr, self.src_port, self.dst_port, self.dscp)
+
+
+@dataclass(frozen=True)
+class QuicMappingIntent:
+    """One forwarded-mode mapping (draft-ietf-masque-quic-proxy): a short header arriving on
+    (src, dst) with `dcid` leaves as (out_src, out_dst) with `new_dcid`, at `rank`."""
+
+    client: str        # the controller client (a proxy) that installed it
+    direction: str     # "to_target" or "to_client"
+    src_addr: str
+    src_port: int
+    dst_addr: str
+    dst_port: int
+    dcid: bytes
+    out_src_addr: str
+    out_src_port: int
+    out_dst_addr: str
+    out_dst_port: int
+    new_dcid: bytes
+    rank: int
+    tunnel: str        # the request stream it belongs to, for people
+
+    @property
+    def key(self) -> tuple[str, int, str, int, bytes]:
+        return (self.src_addr, self.src_port, self.dst_addr, self.dst_port, self.dcid)
+
+    @property
+    def masque_client(self) -> str:
+        """The address of the MASQUE client this mapping serves (the policy's bound)."""
+        return self.src_addr if self.direction == "to_target" else self.out_dst_addr
 
 
 class IntentStore:
@@ -143,6 +190,34 @@ class IntentStore:
 
     def streams(self) -> list[StreamIntent]:
         return [StreamIntent(*r) for r in self.db.execute("SELECT * FROM streams ORDER BY rowid")]
+
+    # -- forwarded-mode QUIC mappings -----------------------------------------------------------
+    def put_quic_mapping(self, mapping: QuicMappingIntent) -> QuicMappingIntent | None:
+        """Insert or replace; the previous mapping with this key, if any."""
+        old = self.quic_mapping(mapping.key)
+        if old is not None and old.client != mapping.client:
+            raise IntentError("PERMISSION_DENIED", "this mapping belongs to another client")
+        self.db.execute("INSERT OR REPLACE INTO quic_mappings VALUES "
+                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", tuple(mapping.__dict__.values()))
+        return old
+
+    def quic_mapping(self, key: tuple[str, int, str, int, bytes]) -> QuicMappingIntent | None:
+        row = self.db.execute(
+            "SELECT * FROM quic_mappings WHERE src_addr=? AND src_port=? AND dst_addr=? AND "
+            "dst_port=? AND dcid=?", key).fetchone()
+        return None if row is None else QuicMappingIntent(*row)
+
+    def remove_quic_mapping(self, key: tuple[str, int, str, int, bytes]
+                            ) -> QuicMappingIntent | None:
+        old = self.quic_mapping(key)
+        if old is not None:
+            self.db.execute("DELETE FROM quic_mappings WHERE src_addr=? AND src_port=? AND "
+                            "dst_addr=? AND dst_port=? AND dcid=?", key)
+        return old
+
+    def quic_mappings(self) -> list[QuicMappingIntent]:
+        return [QuicMappingIntent(*r)
+                for r in self.db.execute("SELECT * FROM quic_mappings ORDER BY rowid")]
 
     # -- settings -----------------------------------------------------------------------------
     def setting(self, key: str, default: str) -> str:

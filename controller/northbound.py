@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 import grpc
 
 from controller.config import ClientConf
-from controller.intent import FlowIntent, IntentError, StreamIntent
+from controller.intent import FlowIntent, IntentError, QuicMappingIntent, StreamIntent
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
 from controller.service import ControllerService, RankRequest
-from hostagent.shim import FASTPATH_PORT
+from p4src.pipeline import FASTPATH_PORT
 
 T = TypeVar("T")
 
@@ -96,9 +96,30 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
                                           for s in self.service.list_streams(client)])
         return await self._call(context, body)
 
+    async def InstallQuicMapping(self, request: nb.QuicMapping, context: Any) -> nb.QuicMapping:
+        async def body(client: ClientConf) -> nb.QuicMapping:
+            mapping = await self.service.install_quic_mapping(client, quic_mapping_intent(request))
+            return quic_mapping_message(mapping)
+        return await self._call(context, body)
+
+    async def RemoveQuicMapping(self, request: nb.QuicMapping, context: Any) -> nb.Empty:
+        async def body(client: ClientConf) -> nb.Empty:
+            await self.service.remove_quic_mapping(client, quic_mapping_intent(request).key)
+            return nb.Empty()
+        return await self._call(context, body)
+
+    async def ListQuicMappings(self, request: nb.Empty, context: Any) -> nb.QuicMappingList:
+        async def body(client: ClientConf) -> nb.QuicMappingList:
+            return nb.QuicMappingList(mappings=[
+                quic_mapping_message(m) for m in self.service.list_quic_mappings(client)])
+        return await self._call(context, body)
+
     async def SetSchedMode(self, request: nb.SchedMode, context: Any) -> nb.Empty:
         async def body(client: ClientConf) -> nb.Empty:
-            await self.service.set_sched_mode(client, request.mode)
+            await self.service.set_sched_mode(
+                client, request.mode,
+                request.burst_pct if request.HasField("burst_pct") else None,
+                request.queue_depth if request.HasField("queue_depth") else None)
             return nb.Empty()
         return await self._call(context, body)
 
@@ -107,6 +128,7 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
             rows = await self.service.stats(client)
             return nb.Stats(switches=[nb.SwitchStats(
                 switch=r["switch"], connected=r["connected"], sched_mode=r["sched_mode"],
+                burst_pct=r["burst_pct"], queue_depth=r["queue_depth"],
                 counters=[nb.CounterValue(name=n, index=i, label=lab, packets=p, bytes=b)
                           for n, i, lab, p, b in r["counters"]],
                 sppifo_bounds=r["sppifo_bounds"], note=r["note"],
@@ -120,10 +142,28 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
         return await self._call(context, body)
 
 
-async def serve(service: ControllerService, address: str) -> grpc.aio.Server:
+async def serve(service: ControllerService, address: str,
+                credentials: grpc.ServerCredentials | None = None) -> grpc.aio.Server:
+    """Serve the northbound API on `address`: TLS with `credentials`, else plaintext."""
     server = grpc.aio.server()
     nb_grpc.add_ControllerServicer_to_server(NorthboundServicer(service), server)
-    if server.add_insecure_port(address) == 0:
+    port = (server.add_secure_port(address, credentials) if credentials is not None
+            else server.add_insecure_port(address))
+    if port == 0:
         raise OSError(f"cannot listen on {address}")
     await server.start()
     return server
+
+
+def quic_mapping_intent(m: nb.QuicMapping) -> QuicMappingIntent:
+    """The intent of a QuicMapping message (its `client` is set by the service)."""
+    return QuicMappingIntent(
+        client=m.client, direction=m.direction, src_addr=m.src_addr, src_port=m.src_port,
+        dst_addr=m.dst_addr, dst_port=m.dst_port, dcid=bytes(m.dcid),
+        out_src_addr=m.out_src_addr, out_src_port=m.out_src_port,
+        out_dst_addr=m.out_dst_addr, out_dst_port=m.out_dst_port,
+        new_dcid=bytes(m.new_dcid), rank=m.rank, tunnel=m.tunnel)
+
+
+def quic_mapping_message(m: QuicMappingIntent) -> nb.QuicMapping:
+    return nb.QuicMapping(**m.__dict__)

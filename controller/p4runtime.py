@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import finsy as fy
-from finsy.grpcutil import GRPCStatusCode
+from finsy.grpcutil import GRPCCredentialsTLS, GRPCStatusCode
 from finsy.p4client import P4Client, P4ClientError
 from finsy.p4entity import decode_entity, decode_stream, encode_entities, encode_updates
 from finsy.proto import U128, p4r, rpc_code
 
-from bmv2.pipeline import BMV2_JSON, P4INFO
+from clikit.tls import TlsFiles
+from p4src.pipeline import BMV2_JSON, P4INFO
 
 log = logging.getLogger("mp.p4runtime")
 T = TypeVar("T")
@@ -39,13 +40,19 @@ class P4RuntimeSession:
     """One P4Runtime session to `address` as controller `election_id` of `device_id`."""
 
     def __init__(self, address: str, device_id: int = 0, election_id: int = 1,
-                 p4info: Path = P4INFO, p4blob: Path = BMV2_JSON) -> None:
+                 p4info: Path = P4INFO, p4blob: Path = BMV2_JSON,
+                 take_over: bool = False, tls: TlsFiles | None = None) -> None:
         self.address = address
         self.device_id = device_id
         self.election_id = election_id
+        self.take_over = take_over
         self.schema = fy.P4Schema(p4info, p4blob)
         self.p4blob = p4blob
-        self.client = P4Client(address, wait_for_ready=False)
+        credentials = None
+        if tls is not None and tls.enabled:
+            credentials = GRPCCredentialsTLS(cacert=tls.ca, cert=tls.cert, private_key=tls.key,
+                                             target_name_override=tls.server_name)
+        self.client = P4Client(address, credentials, wait_for_ready=False)
         self.packet_ins: asyncio.Queue[fy.P4PacketIn] = asyncio.Queue()
         self.is_primary = False
         self.closed = asyncio.Event()  # set when the stream channel ends (switch gone)
@@ -53,16 +60,33 @@ class P4RuntimeSession:
         self._reader: asyncio.Task[None] | None = None
 
     async def open(self, timeout: float = 10.0) -> None:
-        """Connect and run primary arbitration; NotPrimary if another client wins."""
+        """Connect and run primary arbitration; NotPrimary if another client wins.
+
+        A server that follows the spec (§5) has no primary after the primary left
+        until a client arbitrates with an election id at least the highest it has
+        seen, which its NOT_FOUND notice carries. With `take_over`, the session then
+        arbitrates again with that id + 1 (BMv2 instead promotes the next live client
+        itself, so it never answers NOT_FOUND)."""
         await self.client.open(schema=self.schema)
-        await self.client.send(p4r.StreamMessageRequest(arbitration=p4r.MasterArbitrationUpdate(
-            device_id=self.device_id, election_id=U128.encode(self.election_id))))
+        await self._arbitrate()
         self._reader = asyncio.create_task(self._read_stream())
         update = await asyncio.wait_for(self._arbitration.get(), timeout)
+        past = U128.decode(update.election_id) if update.HasField("election_id") else None
+        if (self.take_over and update.status.code == rpc_code.NOT_FOUND
+                and past is not None and past >= self.election_id):
+            log.info("%s: no primary (highest election id %d); taking over as %d",
+                     self.address, past, past + 1)
+            self.election_id = past + 1
+            await self._arbitrate()
+            update = await asyncio.wait_for(self._arbitration.get(), timeout)
         self.is_primary = update.status.code == rpc_code.OK
         if not self.is_primary:
             raise NotPrimary(f"{self.address} device {self.device_id}: election id "
                              f"{self.election_id} is not primary ({update.status.message})")
+
+    async def _arbitrate(self) -> None:
+        await self.client.send(p4r.StreamMessageRequest(arbitration=p4r.MasterArbitrationUpdate(
+            device_id=self.device_id, election_id=U128.encode(self.election_id))))
 
     async def _read_stream(self) -> None:
         try:

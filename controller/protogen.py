@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from clikit import no_options
+
 REPO = Path(__file__).resolve().parent.parent
 PROTOS = ("controller/proto/northbound.proto",)
 
@@ -30,7 +32,8 @@ def generate(out: Path = REPO) -> list[Path]:
     return written
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    no_options("make proto", __doc__, argv)
     try:
         files = generate()
     except ImportError:

@@ -17,12 +17,24 @@ from typing import Any
 
 import finsy as fy
 
-from bmv2.pipeline import NUM_QUEUES, DropReason, MissCounter
-from bmv2.sppifo import RANK_MAX
 from controller import entities
-from controller.config import SCHED_MODES, ClientConf, ControllerConfig
-from controller.intent import FlowIntent, IntentError, IntentStore, StreamIntent
+from controller.config import (
+    SCHED_MODES,
+    ClientConf,
+    ConfigError,
+    ControllerConfig,
+    check_burst_pct,
+    check_queue_depth,
+)
+from controller.intent import (
+    FlowIntent,
+    IntentError,
+    IntentStore,
+    QuicMappingIntent,
+    StreamIntent,
+)
 from controller.switch_agent import SwitchAgent
+from p4src.pipeline import NUM_QUEUES, RANK_MAX, VCID_BYTES, DropReason, MissCounter
 
 log = logging.getLogger("mp-controller")
 PRIORITY_STEP = 1024  # rank of priority level p = p * PRIORITY_STEP
@@ -50,11 +62,21 @@ class ControllerService:
     def sched_mode(self) -> str:
         return self.store.setting("sched_mode", self.config.sched_mode)
 
+    @property
+    def burst_pct(self) -> int:
+        return int(self.store.setting("burst_pct", str(self.config.burst_pct)))
+
+    @property
+    def queue_depth(self) -> int:
+        return int(self.store.setting("queue_depth", str(self.config.queue_depth)))
+
     def desired(self) -> tuple[list[Any], list[Any]]:
         inserts, defaults = entities.base_entries(self.config, self.sched_mode,
-                                                  self.config.default_rank)
+                                                  self.config.default_rank, self.burst_pct,
+                                                  self.queue_depth)
         for flow in self.store.flows():
             inserts += entities.flow_entries(flow, self.config.fastpath)
+        inserts += entities.quic_entries(self.store.quic_mappings())
         inserts += [entities.stream_entry(s) for s in self.store.streams()]
         return inserts, defaults
 
@@ -185,13 +207,102 @@ class ControllerService:
     def list_streams(self, client: ClientConf) -> list[StreamIntent]:
         return [s for s in self.store.streams() if client.operator or s.client == client.name]
 
-    async def set_sched_mode(self, client: ClientConf, mode: str) -> None:
+    async def set_sched_mode(self, client: ClientConf, mode: str, burst_pct: int | None = None,
+                             queue_depth: int | None = None) -> None:
+        """Set the mode, and AIFO's and PACKS's k and queue depth (None: keep them)."""
         self._operator(client)
         if mode not in SCHED_MODES:
             raise IntentError("INVALID_ARGUMENT",
                               f"unknown mode {mode!r}; choose one of {', '.join(SCHED_MODES)}")
+        try:
+            if burst_pct is not None:
+                check_burst_pct(burst_pct, "burst_pct")
+            if queue_depth is not None:
+                check_queue_depth(queue_depth, "queue_depth")
+        except ConfigError as exc:
+            raise IntentError("INVALID_ARGUMENT", str(exc)) from None
         self.store.set_setting("sched_mode", mode)
-        await self._push([~entities.sched_mode(mode)])
+        if burst_pct is not None:
+            self.store.set_setting("burst_pct", str(burst_pct))
+        if queue_depth is not None:
+            self.store.set_setting("queue_depth", str(queue_depth))
+        await self._push([~entities.sched_mode(mode, self.burst_pct, self.queue_depth)])
+
+    # -- forwarded-mode QUIC mappings -----------------------------------------------------------
+    def _check_quic_mapping(self, client: ClientConf, m: QuicMappingIntent) -> None:
+        if not (client.proxy or client.operator):
+            raise IntentError("PERMISSION_DENIED",
+                              f"{client.name} is not a proxy: only proxies install QUIC mappings")
+        if m.direction not in ("to_target", "to_client"):
+            raise IntentError("INVALID_ARGUMENT",
+                              f"direction {m.direction!r} is not to_target or to_client")
+        for what, addr in (("src_addr", m.src_addr), ("dst_addr", m.dst_addr),
+                           ("out_src_addr", m.out_src_addr), ("out_dst_addr", m.out_dst_addr)):
+            try:
+                ipaddress.IPv4Address(addr)
+            except ValueError:
+                raise IntentError("INVALID_ARGUMENT",
+                                  f"{what}: {addr!r} is not IPv4") from None
+        for what, port in (("src_port", m.src_port), ("dst_port", m.dst_port),
+                           ("out_src_port", m.out_src_port), ("out_dst_port", m.out_dst_port)):
+            if not 0 < port < 65536:
+                raise IntentError("INVALID_ARGUMENT", f"{what}: {port} is not a UDP port")
+        if len(m.dcid) != VCID_BYTES or len(m.new_dcid) != VCID_BYTES:
+            raise IntentError("FAILED_PRECONDITION",
+                              f"the switch matches and rewrites {VCID_BYTES}-byte connection "
+                              f"IDs only (got {len(m.dcid)} and {len(m.new_dcid)} bytes); "
+                              "the proxy forwards this one itself")
+        if not 0 <= m.rank <= RANK_MAX:
+            raise IntentError("INVALID_ARGUMENT", f"rank {m.rank} outside 0..{RANK_MAX}")
+
+    async def install_quic_mapping(self, client: ClientConf,
+                                   mapping: QuicMappingIntent) -> QuicMappingIntent:
+        """Install (or replace) a mapping; at most `max_quic_mappings` per MASQUE client."""
+        mapping = QuicMappingIntent(**{**mapping.__dict__, "client": client.name})
+        self._check_quic_mapping(client, mapping)
+        others = [m for m in self.store.quic_mappings()
+                  if m.masque_client == mapping.masque_client and m.key != mapping.key]
+        if len(others) >= self.config.max_quic_mappings:
+            raise IntentError("RESOURCE_EXHAUSTED",
+                              f"{mapping.masque_client} has {len(others)} QUIC mappings, the "
+                              f"most allowed (max_quic_mappings)")
+        before = self._quic_dcid_keys()
+        old = self.store.put_quic_mapping(mapping)
+        updates: list[Any] = []
+        if old is not None:
+            updates.append(~entities.quic_forward_entry(mapping))
+        else:
+            updates.append(+entities.quic_forward_entry(mapping))
+        dcid = (mapping.dst_addr, mapping.dst_port, mapping.dcid)
+        if dcid not in before:
+            updates.append(+entities.quic_dcid_entry(*dcid))
+        await self._push(updates)
+        return mapping
+
+    async def remove_quic_mapping(self, client: ClientConf,
+                                  key: tuple[str, int, str, int, bytes]) -> None:
+        """Remove a mapping (idempotent: removing a missing one is no error)."""
+        if not (client.proxy or client.operator):
+            raise IntentError("PERMISSION_DENIED",
+                              f"{client.name} is not a proxy: only proxies remove QUIC mappings")
+        old = self.store.quic_mapping(key)
+        if old is None:
+            return
+        if old.client != client.name and not client.operator:
+            raise IntentError("PERMISSION_DENIED", "this mapping belongs to another client")
+        self.store.remove_quic_mapping(key)
+        updates: list[Any] = [-entities.quic_forward_entry(old)]
+        dcid = (old.dst_addr, old.dst_port, old.dcid)
+        if dcid not in self._quic_dcid_keys():
+            updates.append(-entities.quic_dcid_entry(*dcid))
+        await self._push(updates)
+
+    def _quic_dcid_keys(self) -> set[tuple[str, int, bytes]]:
+        return {(m.dst_addr, m.dst_port, m.dcid) for m in self.store.quic_mappings()}
+
+    def list_quic_mappings(self, client: ClientConf) -> list[QuicMappingIntent]:
+        return [m for m in self.store.quic_mappings()
+                if client.operator or m.client == client.name]
 
     @staticmethod
     def _operator(client: ClientConf) -> None:
@@ -204,7 +315,8 @@ class ControllerService:
         for agent in self.agents:
             row: dict[str, Any] = {"switch": agent.conf.name,
                                    "connected": agent.connected.is_set(),
-                                   "sched_mode": self.sched_mode, "counters": [],
+                                   "sched_mode": self.sched_mode, "burst_pct": self.burst_pct,
+                                   "queue_depth": self.queue_depth, "counters": [],
                                    "sppifo_bounds": [], "note": "",
                                    "last_restore_s": agent.last_restore_s or 0.0}
             if agent.connected.is_set():

@@ -20,9 +20,9 @@ from typing import Any
 from finsy.p4client import P4ClientError
 from finsy.proto import p4r
 
-from bmv2.pipeline import BMV2_JSON, P4INFO
 from controller.config import SwitchConf
 from controller.p4runtime import NotPrimary, P4RuntimeSession
+from p4src.pipeline import BMV2_JSON, P4INFO
 
 log = logging.getLogger("mp-controller.switch")
 BATCH = 1000
@@ -59,7 +59,8 @@ class SwitchAgent:
         """Connect, sync, wait for the switch to go away, repeat; until cancelled."""
         while True:
             session = P4RuntimeSession(self.conf.address, self.conf.device_id,
-                                       self.conf.election_id)
+                                       self.conf.election_id, take_over=True,
+                                       tls=self.conf.tls)
             try:
                 await session.open(timeout=5)
                 async with self._lock:

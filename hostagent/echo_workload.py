@@ -32,8 +32,8 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived
 
+from clikit.args import parse_host_port
 from hostagent.masque.target import echo_configuration
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import (
     SCHEDULERS,
     ScheduledQuicConnection,

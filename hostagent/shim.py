@@ -12,8 +12,8 @@ which is itself an end-to-end encrypted QUIC packet:
     |                           flow id                             |
     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 
-The P4 program defines the same header (`mp_shim_t` in p4src/include/headers.p4)
-and constants (p4src/include/defines.p4); a test checks that they agree.
+The P4 program defines the same header (`mp_shim_t` in p4src/include/headers.p4); the
+constants come from p4src/pipeline.py, whose values a test checks against defines.p4.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-FASTPATH_PORT = 4434
-SHIM_VERSION = 1
+from p4src.pipeline import FASTPATH_PORT, SHIM_BYTES, SHIM_VERSION
+
+__all__ = ["FASTPATH_PORT", "SHIM", "SHIM_SIZE", "SHIM_VERSION", "MalformedShim", "Shim"]
+
 SHIM = struct.Struct("!BBHI")
-SHIM_SIZE = SHIM.size  # 8
+SHIM_SIZE = SHIM.size
+assert SHIM_SIZE == SHIM_BYTES, "the shim's layout and p4src.pipeline.SHIM_BYTES disagree"
 
 
 class MalformedShim(ValueError):

@@ -1,6 +1,7 @@
 /* MASQUE/PIFO dataplane for v1model (BMv2 simple_switch_grpc and the built-in target):
- * CONNECT-UDP fast-path decapsulation/encapsulation, IPv4 routing, per-flow ranks and
- * FIFO / strict-priority / SP-PIFO queue selection. See README.md, "P4 dataplane". */
+ * forwarded mode of QUIC-aware proxying, the CONNECT-UDP shim fast path, IPv4 routing,
+ * per-flow ranks and FIFO / strict priority / SP-PIFO / AIFO / PACKS queue selection.
+ * See docs/dataplane.md. */
 #include <core.p4>
 #include <v1model.p4>
 
@@ -14,6 +15,7 @@ control MpIngress(inout headers_t hdr, inout metadata_t meta,
     counter(NUM_DROP_REASONS, CounterType.packets) drops;
     Sanity() sanity;
     Ranking() ranking;
+    QuicForwarding() quic_forwarding;
     FastPath() fast_path;
     Forwarding() forwarding;
     Scheduling() scheduling;
@@ -30,22 +32,30 @@ control MpIngress(inout headers_t hdr, inout metadata_t meta,
         sanity.apply(hdr, meta, std_meta);
         if (meta.drop_reason == DROP_NONE) {
             ranking.apply(hdr, meta);
-            fast_path.apply(hdr, meta, std_meta);
+            quic_forwarding.apply(hdr, meta, std_meta);
+            if (meta.quic_forwarded == 0) {
+                fast_path.apply(hdr, meta, std_meta);
+            }
         }
         if (meta.drop_reason == DROP_NONE && meta.routed == 0) {
             forwarding.apply(hdr, meta, std_meta);
         }
+        if (meta.drop_reason == DROP_NONE) {
+            scheduling.apply(hdr, meta, std_meta);
+        }
         if (meta.drop_reason != DROP_NONE) {
             drops.count((bit<32>) meta.drop_reason);
-            exit;
         }
-        scheduling.apply(hdr, meta, std_meta);
     }
 }
 
 control MpEgress(inout headers_t hdr, inout metadata_t meta,
                  inout standard_metadata_t std_meta) {
-    apply { }
+    QueueAccounting() queue_accounting;
+
+    apply {
+        queue_accounting.apply(meta);
+    }
 }
 
 V1Switch(MpParser(), MpVerifyChecksum(), MpIngress(), MpEgress(),

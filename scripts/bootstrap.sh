@@ -53,6 +53,28 @@ if [[ "$want" != "$have" ]]; then
     did+=("pip")
 fi
 
+# Go modules of our masque-go interop program (tests/interop/masquego): downloaded into
+# Go's module cache (never into the repo); the interop tests build from there.
+GO_MODULE=tests/interop/masquego
+GO=$(command -v go || { [[ -x /usr/local/go/bin/go ]] && echo /usr/local/go/bin/go; } || true)
+if [[ -z "$GO" ]]; then
+    echo "bootstrap: skipped the Go modules of $GO_MODULE: no Go toolchain (the interop tests will skip)"
+else
+    if (cd "$GO_MODULE" && GOFLAGS=-mod=readonly "$GO" mod verify >/dev/null 2>&1); then
+        :  # already in the module cache
+    elif (cd "$GO_MODULE" && GOFLAGS=-mod=readonly "$GO" mod download); then
+        did+=("go modules")
+    else
+        echo "bootstrap: could not download the Go modules of $GO_MODULE (the interop tests will skip)" >&2
+    fi
+    # build it now (into .build/, ignored by git), so that the first test does not wait for
+    # a cold compile of quic-go; later builds by the tests are incremental
+    if [[ ! -x .build/masquego ]] &&
+       (cd "$GO_MODULE" && GOFLAGS=-mod=readonly "$GO" build -o ../../../.build/masquego . 2>/dev/null); then
+        did+=("masquego")
+    fi
+fi
+
 if ((${#did[@]})); then
     echo "bootstrap: done (${did[*]})"
 else

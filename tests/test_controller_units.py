@@ -3,15 +3,16 @@ and the generated northbound modules being up to date."""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from controller import config as config_mod
-from controller import protogen
+from controller import entities, protogen
 from controller.config import ConfigError
-from controller.intent import IntentError, IntentStore, StreamIntent
+from controller.intent import IntentError, IntentStore, QuicMappingIntent, StreamIntent
 from controller.service import ControllerService, RankRequest
 
 MINIMAL = """
@@ -45,7 +46,9 @@ def test_minimal_config_and_defaults() -> None:
 
 
 @pytest.mark.parametrize("change,message", [
-    ('sched_mode = "wfq"\n', "sched_mode: 'wfq' is not one of fifo, strict, sppifo"),
+    ('sched_mode = "wfq"\n', "sched_mode: 'wfq' is not one of fifo, strict, sppifo, aifo, packs"),
+    ('burst_pct = 100\n', "burst_pct: 100 is not a percentage in 0..99"),
+    ('queue_depth = 0\n', "queue_depth: 0 packets is outside 1..4096"),
     ('bogus = 1\n', "unknown top-level key(s): bogus"),
     ('default_rank = 70000\n', "default_rank: rank 70000 outside 0..65535"),
 ])
@@ -95,6 +98,88 @@ def test_rank_policy_caps_and_maps() -> None:
         service.rank_for(alice, RankRequest(traffic_class="gold"))
     with pytest.raises(IntentError, match="exactly one"):
         service.rank_for(alice, RankRequest())
+
+
+PROXY = MINIMAL + """
+[[client]]
+name = "proxy"
+token = "t-proxy"
+address = "10.0.2.10"
+class = "silver"
+proxy = true
+"""
+
+
+def _mapping(src_port: int = 5000, dcid: bytes = b"\x01" * 8, **kw: object) -> QuicMappingIntent:
+    fields: dict[str, object] = dict(
+        client="", direction="to_target", src_addr="10.0.1.10", src_port=src_port,
+        dst_addr="10.0.2.10", dst_port=4433, dcid=dcid, out_src_addr="10.0.2.10",
+        out_src_port=40001, out_dst_addr="10.0.3.10", out_dst_port=4433,
+        new_dcid=b"\x02" * 8, rank=100, tunnel="stream 0")
+    fields.update(kw)
+    return QuicMappingIntent(**fields)  # type: ignore[arg-type]
+
+
+def _recording(service: ControllerService) -> list[list[object]]:
+    pushed: list[list[object]] = []
+
+    async def push(updates: list[object]) -> None:
+        pushed.append(updates)
+
+    service._push = push  # type: ignore[method-assign]
+    return pushed
+
+
+def test_sched_mode_parameters_are_checked_kept_and_written() -> None:
+    import asyncio
+
+    cfg = parse('sched_mode = "packs"\nburst_pct = 20\nqueue_depth = 32\n' + PROXY)
+    service = ControllerService(cfg, IntentStore(":memory:", (40000, 40009)))
+    pushed = _recording(service)
+    ops = cfg.client_by_token("t-proxy")
+    ops = dataclasses.replace(ops, operator=True)
+    _, defaults = service.desired()
+    mode = next(e for e in defaults if e.table_id == "sched_mode")
+    assert dict(mode.action.args) == {"mode": 4, "burst_pct": 20, "queue_depth": 32}
+    asyncio.run(service.set_sched_mode(ops, "aifo", burst_pct=5))
+    assert (service.sched_mode, service.burst_pct, service.queue_depth) == ("aifo", 5, 32)
+    assert dict(pushed[-1][0].action.args) == {"mode": 3, "burst_pct": 5,
+                                                       "queue_depth": 32}
+    with pytest.raises(IntentError, match="queue_depth: 5000 packets"):
+        asyncio.run(service.set_sched_mode(ops, "packs", queue_depth=5000))
+    assert service.sched_mode == "aifo"  # a refused change changes nothing
+
+
+def test_quic_mappings_policy_and_shared_dcid_entries() -> None:
+    import asyncio
+
+    cfg = parse("max_quic_mappings = 2\n" + PROXY)
+    service = ControllerService(cfg, IntentStore(":memory:", (40000, 40009)))
+    pushed = _recording(service)
+    proxy, alice = cfg.client_by_token("t-proxy"), cfg.client_by_token("t-alice")
+    with pytest.raises(IntentError, match="alice is not a proxy"):
+        asyncio.run(service.install_quic_mapping(alice, _mapping()))
+    with pytest.raises(IntentError, match="8-byte connection IDs only"):
+        asyncio.run(service.install_quic_mapping(proxy, _mapping(new_dcid=b"\x02" * 4)))
+    with pytest.raises(IntentError, match="not to_target or to_client"):
+        asyncio.run(service.install_quic_mapping(proxy, _mapping(direction="sideways")))
+    first = asyncio.run(service.install_quic_mapping(proxy, _mapping(5000)))
+    assert first.client == "proxy"
+    assert [e.table_id for e in pushed[-1]] == ["quic_forward", "quic_dcids"]
+    # the same DCID from a second source (say, after a NAT rebinding): one quic_dcids entry
+    asyncio.run(service.install_quic_mapping(proxy, _mapping(5001)))
+    assert [e.table_id for e in pushed[-1]] == ["quic_forward"]
+    with pytest.raises(IntentError, match="10.0.1.10 has 2 QUIC mappings"):
+        asyncio.run(service.install_quic_mapping(proxy, _mapping(5002, dcid=b"\x03" * 8)))
+    asyncio.run(service.remove_quic_mapping(proxy, first.key))
+    assert [e.table_id for e in pushed[-1]] == ["quic_forward"]  # the DCID stays
+    asyncio.run(service.remove_quic_mapping(proxy, _mapping(5001).key))
+    assert [e.table_id for e in pushed[-1]] == ["quic_forward", "quic_dcids"]
+    asyncio.run(service.remove_quic_mapping(proxy, _mapping(5001).key))  # idempotent
+    inserts, _ = service.desired()
+    assert not [e for e in inserts if e.table_id.startswith("quic")]
+    entry = entities.quic_forward_entry(_mapping())
+    assert dict(entry.match)["dcid"] == int.from_bytes(b"\x01" * 8, "big")
 
 
 def test_generated_northbound_modules_are_current(tmp_path: Path) -> None:

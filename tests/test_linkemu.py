@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from topologies import linkemu, netns_link
-from topologies.linkemu import (
+from netlab import linkemu, netns_link, veth
+from netlab.linkemu import (
     LinkModel,
     LinkParams,
     format_spec,
@@ -27,7 +27,7 @@ from topologies.linkemu import (
     netem_limit,
     parse_spec,
 )
-from topologies.netns_link import EmulatedLink, in_netns, netns_exists
+from netlab.netns_link import EmulatedLink, in_netns, netns_exists
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -194,7 +194,7 @@ def test_netem_args() -> None:
 
 
 def _bridge(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "topologies.linkemu_bridge", *args],
+    return subprocess.run([sys.executable, "-m", "netlab.linkemu_bridge", *args],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
 
 
@@ -241,7 +241,7 @@ def test_emulated_link_netem_mode_commands(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(netns_link, "netem_unavailable_reason", lambda: None)
     monkeypatch.setattr(netns_link, "netns_exists", lambda _ns: True)
     monkeypatch.setattr(netns_link, "_disable_ipv6", lambda _ns, _conf: None)
-    monkeypatch.setattr(netns_link.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(veth.shutil, "which", lambda name: f"/usr/sbin/{name}")
     a_to_b = LinkParams(rate_bps=5_000_000, delay_s=0.05, loss=0.01)
     b_to_a = LinkParams(delay_s=0.02)
     with EmulatedLink("h1", "10.251.0.1/30", "h2", "10.251.0.2/30", a_to_b, b_to_a,

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from netlab.names import remains
+from tests.conftest import TaggedRun
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_bad_variant_is_a_one_line_error() -> None:
-    out = subprocess.run([sys.executable, "-m", "topologies.llm_classes", "--variants", "wfq"],
+    out = subprocess.run([sys.executable, "-m", "experiments.llm_classes", "--variants", "wfq"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 2
     assert "unknown variant(s) wfq" in out.stderr
@@ -21,11 +24,11 @@ def test_bad_variant_is_a_one_line_error() -> None:
 
 @pytest.mark.root
 @pytest.mark.slow
-def test_small_run_writes_results_and_cleans_up(tmp_path: Path) -> None:
+def test_small_run_writes_results_and_cleans_up(tmp_path: Path, tagged_run: TaggedRun) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "topologies.llm_classes", "--requests", "9",
+        [sys.executable, "-m", "experiments.llm_classes", "--requests", "9",
          "--variants", "ml,tcp-1", "--timeout", "40", "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, timeout=240)
+        capture_output=True, text=True, cwd=REPO, timeout=240, env=tagged_run.env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "[2/2] tcp-1" in out.stdout
     data = json.loads((tmp_path / "llm_classes.json").read_text())
@@ -34,17 +37,13 @@ def test_small_run_writes_results_and_cleans_up(tmp_path: Path) -> None:
         assert len(rows) == 9, variant
         assert all(r["received"] > 0 for r in rows), variant
     assert (tmp_path / "llm_classes.png").stat().st_size > 10_000
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert "mpllm-" not in namespaces
-    procs = subprocess.run(["pgrep", "-f", "hostagent.llm.(backend|frontend)"],
-                           capture_output=True, text=True).stdout.split()
-    assert not procs, f"processes left behind: {procs}"
+    assert remains(tagged_run.tag) == []
 
 
 def test_router_tables_in_the_seeds_shape() -> None:
-    """topologies.llm_router's Table 3/4: the seed's rows and columns, ours / seed per cell,
+    """experiments.llm_router's Table 3/4: the seed's rows and columns, ours / seed per cell,
     n/a where the seed has no figure."""
-    from topologies.llm_router import format_seed_table
+    from experiments.llm_router import format_seed_table
 
     summaries = {r: {"edf": {"reward": x}, "tcp-1": {"reward": x / 2}, "pifo-abs": {
         "reward": 0.5}} for r, x in (("large-only", 0.1), ("medium-only", 0.3), ("dqn", 0.5))}
@@ -60,7 +59,7 @@ def test_router_tables_in_the_seeds_shape() -> None:
 
 
 def test_router_experiment_rejects_an_unknown_router() -> None:
-    out = subprocess.run([sys.executable, "-m", "topologies.llm_router", "--routers",
+    out = subprocess.run([sys.executable, "-m", "experiments.llm_router", "--routers",
                           "dqn,oracle"], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], timeout=60)
     assert out.returncode == 2 and "unknown router(s) oracle" in out.stderr

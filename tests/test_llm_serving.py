@@ -1,4 +1,4 @@
-"""topologies/llm_serving.py without root: its arguments, tables and results."""
+"""experiments/llm_serving.py without root: its arguments, tables and results."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from experiments import llm_serving as ls
 from hostagent.llm.wire import HEADER_SIZE
 from hostagent.llm.workload import CLASS_BY_NAME
-from topologies import llm_serving as ls
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from topologies import masque_proxy as mq
-from topologies.linkemu import parse_spec
+from netlab.linkemu import parse_spec
+from topologies import masque_proxy
+from topologies import masque_topology as mq
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -22,7 +23,7 @@ from topologies.linkemu import parse_spec
 def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], message: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        mq.main(argv)
+        masque_proxy.main(argv)
     assert exc.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("masque_proxy: error:") and message in last, last

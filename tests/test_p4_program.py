@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 
-from bmv2 import p4build, pipeline
+from bmv2 import p4build
 from hostagent import shim
+from p4src import pipeline
 
 DEFINES = (p4build.REPO / "p4src" / "include" / "defines.p4").read_text()
 
@@ -36,9 +37,27 @@ def test_build_outputs_name_no_absolute_paths() -> None:
 
 
 def test_shim_constants_agree() -> None:
-    assert define("MP_FASTPATH_PORT") == shim.FASTPATH_PORT
-    assert define("MP_SHIM_VERSION") == shim.SHIM_VERSION
-    assert define("MP_SHIM_BYTES") == shim.SHIM_SIZE
+    assert define("MP_FASTPATH_PORT") == pipeline.FASTPATH_PORT == shim.FASTPATH_PORT
+    assert define("MP_SHIM_VERSION") == pipeline.SHIM_VERSION == shim.SHIM_VERSION
+    assert define("MP_SHIM_BYTES") == pipeline.SHIM_BYTES == shim.SHIM_SIZE
+
+
+def test_forwarded_mode_and_aifo_constants_agree() -> None:
+    from hostagent.masque.quic_proxy_wire import VCID_LENGTH
+    from schedmodels.aifo import WINDOW
+
+    assert define("VCID_BYTES") == pipeline.VCID_BYTES == VCID_LENGTH
+    assert define("QUIC_SHORT_MIN_UDP_LEN") == pipeline.QUIC_SHORT_MIN_UDP_LEN
+    assert define("RANK_WINDOW") == pipeline.RANK_WINDOW == WINDOW
+    match = re.search(r"typedef\s+bit<(\d+)>\s+quic_cid_t;", DEFINES)
+    assert match and int(match.group(1)) == 8 * pipeline.VCID_BYTES
+
+
+def test_rank_width_agrees() -> None:
+    match = re.search(r"typedef\s+bit<(\d+)>\s+rank_t;", DEFINES)
+    assert match, "rank_t not found in defines.p4"
+    assert int(match.group(1)) == pipeline.RANK_BITS
+    assert pipeline.RANK_MAX == (1 << pipeline.RANK_BITS) - 1
 
 
 def test_pipeline_constants_agree() -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from hostagent.echo_workload import TimedPifo, priorities, timed_scheduler
 from hostagent.schedulers import HeapPifo, LinearScanPifo, StreamMeta
+from netlab.names import remains
+from tests.conftest import TaggedRun
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,13 +49,12 @@ def test_timed_scheduler_wraps_the_pifo_of_ranked_disciplines() -> None:
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_small_pifo_echo_run(tmp_path: Path) -> None:
-    with subprocess.Popen([sys.executable, "-m", "topologies.pifo_echo", "--streams", "30",
-                           "--size", "2000", "--levels", "3", "--timeout", "60", "--out",
-                           str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, cwd=REPO) as proc:
-        out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out[-2000:] + err[-2000:]
+def test_small_pifo_echo_run(tmp_path: Path, tagged_run: TaggedRun) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.pifo_echo", "--streams", "30", "--size", "2000",
+         "--levels", "3", "--timeout", "60", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=240, env=tagged_run.env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "pifo_echo.json").read_text())
     for variant in ("abs", "pifo-abs"):
         s = data["summary"][variant]
@@ -61,7 +62,4 @@ def test_small_pifo_echo_run(tmp_path: Path) -> None:
         assert sum(g["n"] for g in s["groups"].values()) == 30
         assert s["pifo_ms"][0] > 0 and s["hook_ms"][0] >= s["pifo_ms"][0]
     assert (tmp_path / "pifo_echo.png").stat().st_size > 10_000
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                text=True).stdout.split()
-    assert not [n for n in namespaces if n.startswith("mppf-")
-                and n.endswith(str(proc.pid % 100000))]
+    assert remains(tagged_run.tag) == []

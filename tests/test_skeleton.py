@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bmv2 import p4build, toolchain
-from topologies import capabilities
+from netlab import capabilities
 
 SCRIPTS = ("mp-switch", "mp-controller", "mp-ctl", "mp-proxy", "mp-client", "mp-target")
 REPO = Path(__file__).resolve().parent.parent
@@ -47,8 +47,8 @@ def test_console_script_bad_flag_is_one_line_error(name: str) -> None:
 
 def test_toolchain_missing_program_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(toolchain, "SEARCH_DIRS", ())
-    monkeypatch.setattr(toolchain.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(capabilities, "SEARCH_DIRS", ())
+    monkeypatch.setattr(capabilities.glob, "glob", lambda pattern: [])
     assert toolchain.find("p4c") is None
     with pytest.raises(toolchain.ToolMissing, match="p4c not found"):
         toolchain.require("p4c")
@@ -80,14 +80,14 @@ def test_capability_report_names_every_requirement() -> None:
 
 
 def test_demo_help_says_what_it_runs() -> None:
-    out = subprocess.run([sys.executable, "-m", "topologies.demo", "--help"],
+    out = subprocess.run([sys.executable, "-m", "experiments.demo", "--help"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "prioritized MASQUE tunnels" in out.stdout
 
 
 def test_bad_demo_arguments_get_one_line_and_exit_2() -> None:
-    out = subprocess.run([sys.executable, "-m", "topologies.masque_priority", "--flow",
+    out = subprocess.run([sys.executable, "-m", "experiments.masque_priority", "--flow",
                           "high,0,fast,200"], capture_output=True, text=True, cwd=REPO,
                          timeout=60)
     assert out.returncode == 2

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bmv2.sppifo import RANK_MAX, SpPifoBounds
+from p4src.pipeline import RANK_MAX
+from schedmodels.sppifo import SpPifoBounds
 
 
 def test_push_up_fills_from_the_lowest_priority_queue() -> None:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from topologies.pifo_reference import (
+from netlab.names import remains
+from schedmodels.portsim import (
     DISCIPLINES,
     Packet,
     StrictRange,
@@ -21,6 +22,7 @@ from topologies.pifo_reference import (
     even_strict_ranges,
     simulate,
 )
+from tests.conftest import TaggedRun
 
 RATE = 8000  # bit/s: a 1000-byte packet takes exactly 1 s
 
@@ -147,7 +149,7 @@ def test_paper_anchor_uniform_ranks() -> None:
 
 
 def test_receiver_view_estimator() -> None:
-    from topologies.switch_scheduling import receiver_inversions
+    from experiments.switch_scheduling import receiver_inversions
 
     # (seq, rank, send time, receive time), in receive order; base delay 0.01 s, so a
     # packet left the bottleneck 0.01 s before it was received.
@@ -166,32 +168,16 @@ def test_receiver_view_estimator() -> None:
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _leftovers() -> tuple[list[str], list[str]]:
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    names = [line.split()[0] for line in netns.splitlines() if line.startswith("mpss")]
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    ifs = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
-           if line.split(":")[1].strip().startswith("mpss")]
-    return names, ifs
-
-
-def _our_processes() -> list[str]:
-    """Processes the experiment starts: the switch (on mpss ports), the controller (its
-    config in an mp-ss- folder), the sender and receiver (in mpss namespaces)."""
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in ps.splitlines()
-            if "mpss" in line or "mp-ss-" in line or "--role" in line]
-
-
 @pytest.mark.root
 @pytest.mark.slow
-def test_live_short_run(tmp_path: Path) -> None:
-    from topologies.switch_scheduling import MODES, RANKS
+def test_live_short_run(tmp_path: Path, tagged_run: TaggedRun) -> None:
+    from experiments.switch_scheduling import MODES, RANKS
 
     out = tmp_path / "switch"
     run = subprocess.run(
-        [sys.executable, "-m", "topologies.switch_scheduling", "--seconds", "3",
-         "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=240)
+        [sys.executable, "-m", "experiments.switch_scheduling", "--seconds", "3",
+         "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=240,
+        env=tagged_run.env)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     data = json.loads((out / "switch_scheduling.json").read_text())
     assert set(data["modes"]) == set(MODES)
@@ -201,5 +187,4 @@ def test_live_short_run(tmp_path: Path) -> None:
     p50 = {m: data["modes"][m]["per_rank"][top]["latency_ms_p50"] for m in MODES}
     assert p50["sppifo"] < p50["fifo"]
     assert (out / "switch_scheduling.png").exists()
-    assert _leftovers() == ([], [])
-    assert _our_processes() == []
+    assert remains(tagged_run.tag) == []

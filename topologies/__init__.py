@@ -1,1 +1,1 @@
-"""Mininet topologies, link emulation and the experiments that reproduce the seed results."""
+"""Mininet topology scripts: a P4 switch (either target) with client, proxy and targets."""

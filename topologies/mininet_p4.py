@@ -14,7 +14,7 @@
   TCLink parameters: htb + netem). Where it has not (such as this project's
   machines), a `LinkEmulator` node sits between the host and the switch: a
   two-port Mininet node in a namespace of its own that runs the project's
-  userspace emulator (`python -m topologies.linkemu_bridge`) between its two
+  userspace emulator (`python -m netlab.linkemu_bridge`) between its two
   interfaces, host -> emulator -> switch.
 
 Needs root and Mininet (Debian package mininet; the venv needs --system-site-packages).
@@ -34,12 +34,11 @@ from mininet.net import Mininet
 from mininet.node import Node, Switch
 
 from bmv2 import launcher
-from topologies.linkemu import LinkParams, format_spec, netem_unavailable_reason
-from topologies.nsprocess import NamespaceProcess
+from netlab.linkemu import LinkParams, format_spec, netem_unavailable_reason
+from netlab.nsprocess import NamespaceProcess
+from netlab.veth import OFFLOADS_OFF
 
 REPO = Path(__file__).resolve().parent.parent
-#: ethtool features turned off on every end a P4 switch or the emulator reads with AF_PACKET
-OFFLOADS_OFF = ("tx", "off", "tso", "off", "gso", "off", "gro", "off")
 
 
 
@@ -69,14 +68,15 @@ class P4Switch(Switch):
 
     `grpc_port` (default: a free port) is the P4Runtime port on 127.0.0.1;
     `log_file` is the switch's log; `port_rates` (P4 port -> bits/s) shapes those
-    egress ports, on the built-in target only (BMv2 shapes per queue, not per port).
+    egress ports, on the built-in target only (BMv2 shapes per queue, not per port);
+    `tls` serves P4Runtime over TLS.
     The P4 program is not loaded: the controller pushes the pipeline, as it does for
     every target in this project.
     """
 
     def __init__(self, name: str, target: str = "soft", grpc_port: int | None = None,
                  log_file: Path | None = None, port_rates: dict[int, int] | None = None,
-                 **params: Any) -> None:
+                 tls: launcher.SwitchTls | None = None, **params: Any) -> None:
         if target not in launcher.TARGETS:
             raise ValueError(f"target must be one of {', '.join(launcher.TARGETS)}, "
                              f"got {target!r}")
@@ -88,6 +88,7 @@ class P4Switch(Switch):
         self.port_rates = dict(port_rates or {})
         self.grpc_addr = f"127.0.0.1:{grpc_port or launcher.free_tcp_port()}"
         self.log_file = log_file
+        self.tls = tls  # P4Runtime over TLS (None: plaintext)
         self.process: launcher.SwitchProcess | None = None
 
     def port_map(self) -> dict[int, str]:
@@ -101,7 +102,8 @@ class P4Switch(Switch):
         for ifname in self.port_map().values():
             quiet_interface(self, ifname)
         config = launcher.SwitchConfig(ports=self.port_map(), grpc_addr=self.grpc_addr,
-                                       log_file=self.log_file, port_rates=self.port_rates)
+                                       log_file=self.log_file, port_rates=self.port_rates,
+                                       tls=self.tls)
         self.process = launcher.SwitchProcess(self.target, config, namespace=None,
                                               ready_timeout=60)
         self.process.process.argv = mnexec_argv(None, self.process.process.argv)
@@ -120,7 +122,7 @@ class P4Switch(Switch):
 
 
 class LinkEmulator(Switch):
-    """A two-port link emulator: `topologies.linkemu_bridge` in a namespace of its own.
+    """A two-port link emulator: `netlab.linkemu_bridge` in a namespace of its own.
 
     Port 1 (the first link added) faces the host, port 2 the switch; `a_to_b`
     impairs frames from port 1 to port 2 (host to switch), `b_to_a` the return.
@@ -148,7 +150,7 @@ class LinkEmulator(Switch):
             peer = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
             quiet_interface(peer.node, peer.name)
         (_, a), (_, b) = ports
-        argv = [sys.executable, "-m", "topologies.linkemu_bridge", "--a", a.name, "--b", b.name,
+        argv = [sys.executable, "-m", "netlab.linkemu_bridge", "--a", a.name, "--b", b.name,
                 "--a-to-b", format_spec(self.a_to_b), "--b-to-a", format_spec(self.b_to_a)]
         self.process = NamespaceProcess(None, mnexec_argv(self, argv), ready=r"\bready\b",
                                         ready_timeout=30, name=f"linkemu {self.name}")

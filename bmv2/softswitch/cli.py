@@ -7,16 +7,23 @@ Options before `--` are BMv2's general options, after it simple_switch_grpc's
 target options, so `bmv2.launcher` builds one command line for both targets.
 Extensions of this target (BMv2 has no equivalent): --queue-depth and
 --port-rate PORT=BPS (a port-level shaper; see bmv2/softswitch/ports.py).
+
+TLS for P4Runtime: simple_switch_grpc's target options (--grpc-server-ssl,
+--grpc-server-cert, --grpc-server-key, --grpc-server-cacert,
+--grpc-server-with-client-auth), or the project's --tls-cert/--tls-key/--tls-ca
+(a CA requires client certificates signed by it). Without them P4Runtime is
+plaintext, and a WARNING line says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
+
+from clikit import setup_logging, wait_until_signalled
+from clikit.tls import TlsError, TlsFiles
 
 LOG_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
               "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
@@ -47,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
             "attaches to interfaces with AF_PACKET and serves P4Runtime, taking the same "
             "flags as BMv2's simple_switch_grpc so one launcher starts either target."),
         epilog=("target options (after --): --grpc-server-addr HOST:PORT (default "
-                "0.0.0.0:9559), --cpu-port N, --priority-queues N (1-8, default 1). "
+                "0.0.0.0:9559), --cpu-port N, --priority-queues N (1-8, default 1), "
+                "--grpc-server-ssl --grpc-server-cert F --grpc-server-key F "
+                "[--grpc-server-cacert F --grpc-server-with-client-auth] (as BMv2). "
                 "example: mp-switch -i 1@veth1 -i 2@veth2 --no-p4 -- "
                 "--grpc-server-addr 127.0.0.1:9559 --priority-queues 8"),
     )
@@ -64,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="packets per priority queue (default 64, as BMv2)")
     parser.add_argument("--port-rate", action="append", default=[], type=_port_rate,
                         metavar="PORT=BPS", help="shape PORT to BPS bits/s (repeatable)")
+    tls = parser.add_argument_group("TLS (P4Runtime; as the controller's and mp-ctl's)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="server certificate (turns TLS on)")
+    tls.add_argument("--tls-key", metavar="FILE", help="its private key")
+    tls.add_argument("--tls-ca", metavar="FILE",
+                     help="require client certificates signed by this CA (mutual TLS)")
     return parser
 
 
@@ -73,7 +87,39 @@ def build_target_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grpc-server-addr", default="0.0.0.0:9559")
     parser.add_argument("--cpu-port", type=int, default=None)
     parser.add_argument("--priority-queues", type=int, default=1)
+    parser.add_argument("--grpc-server-ssl", action="store_true")
+    parser.add_argument("--grpc-server-cert")
+    parser.add_argument("--grpc-server-key")
+    parser.add_argument("--grpc-server-cacert")
+    parser.add_argument("--grpc-server-with-client-auth", action="store_true")
     return parser
+
+
+def server_tls(parser: argparse.ArgumentParser, args: argparse.Namespace,
+               targs: argparse.Namespace) -> TlsFiles | None:
+    """TLS from either spelling of the options; None for plaintext."""
+    bmv2_style = targs.grpc_server_ssl
+    if not bmv2_style and (targs.grpc_server_cert or targs.grpc_server_key
+                           or targs.grpc_server_cacert or targs.grpc_server_with_client_auth):
+        parser.error("--grpc-server-cert/-key/-cacert/--grpc-server-with-client-auth need "
+                     "--grpc-server-ssl")
+    if bmv2_style and (args.tls_cert or args.tls_key or args.tls_ca):
+        parser.error("give TLS either as --tls-* or as BMv2's --grpc-server-* options")
+    if bmv2_style:
+        cert, key = targs.grpc_server_cert, targs.grpc_server_key
+        if targs.grpc_server_with_client_auth and not targs.grpc_server_cacert:
+            parser.error("--grpc-server-with-client-auth needs --grpc-server-cacert")
+        ca = targs.grpc_server_cacert if targs.grpc_server_with_client_auth else None
+    else:
+        cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
+        if not (cert or key or ca):
+            return None
+    try:
+        return TlsFiles(Path(cert) if cert else None, Path(key) if key else None,
+                        Path(ca) if ca else None).check(server=True)
+    except TlsError as exc:
+        parser.error(str(exc))
+    raise AssertionError("unreachable")
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
@@ -102,14 +148,13 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, argparse.Namespace]:
         parser.error(f"--port-rate for ports that are not attached: {unknown}")
     if args.json and not Path(args.json).is_file():
         parser.error(f"no such file: {args.json}")
+    args.tls = server_tls(parser, args, targs)
     return args, targs
 
 
 def main(argv: list[str] | None = None) -> int:
     args, targs = parse(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(
-        level=LOG_LEVELS[args.log_level], filename=args.log_file,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(LOG_LEVELS[args.log_level], filename=args.log_file)
     from bmv2.softswitch.switch import SoftSwitch
 
     switch = SoftSwitch(device_id=args.device_id, ports=dict(args.interface),
@@ -118,17 +163,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json:
             switch.load_json(Path(args.json).read_bytes())
-        switch.start(targs.grpc_server_addr)
+        switch.start(targs.grpc_server_addr,
+                     args.tls.server_credentials() if args.tls is not None else None)
     except OSError as exc:
         print(f"mp-switch: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    logging.getLogger("mp-switch").info(
-        "serving P4Runtime on %s; ports %s", targs.grpc_server_addr,
-        ", ".join(f"{n}@{i}" for n, i in sorted(dict(args.interface).items())) or "none")
-    stop.wait()
+    log = logging.getLogger("mp-switch")
+    if args.tls is None:
+        log.warning("P4Runtime on %s is plaintext (no TLS): anyone on the path can read and "
+                    "change it; give --tls-cert/--tls-key/--tls-ca", targs.grpc_server_addr)
+    log.info("serving P4Runtime on %s (%s); ports %s", targs.grpc_server_addr,
+             "plaintext" if args.tls is None else args.tls.describe(),
+             ", ".join(f"{n}@{i}" for n, i in sorted(dict(args.interface).items())) or "none")
+    wait_until_signalled()
     switch.stop()
     return 0
 

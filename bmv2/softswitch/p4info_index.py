@@ -37,13 +37,34 @@ def encode_int(value: int, bitwidth: int) -> bytes:
     return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
 
 
+def _unknown(kind: str, object_id: int) -> P4InfoError:
+    """An id the P4Info does not have: a malformed request (INVALID_ARGUMENT, as BMv2),
+    not a missing entity (NOT_FOUND is for entries that are not installed)."""
+    return P4InfoError("INVALID_ARGUMENT", f"the P4Info has no {kind} with id {object_id}")
+
+
 @dataclass
 class TableInfo:
+    """What a P4Runtime request on a table is checked against."""
+
     id: int
     name: str
     match_fields: list[p4i.MatchField]
     action_ids: set[int]
     direct_counter_id: int | None = None
+    #: action id -> p4i.ActionRef scope (TABLE_AND_DEFAULT, TABLE_ONLY, DEFAULT_ONLY)
+    action_scopes: dict[int, int] = field(default_factory=dict)
+    const_default_action_id: int = 0
+    is_const_table: bool = False
+    idle_timeout: bool = False
+    direct_meter_id: int | None = None
+    implementation_id: int = 0
+
+    @property
+    def needs_priority(self) -> bool:
+        """Entries of tables with a ternary, range or optional field carry a priority."""
+        return any(f.match_type in (p4i.MatchField.TERNARY, p4i.MatchField.RANGE,
+                                    p4i.MatchField.OPTIONAL) for f in self.match_fields)
 
 
 @dataclass
@@ -57,10 +78,28 @@ class ControllerHeader:
         return sum(width for _, _, width in self.fields) // 8
 
     def pack(self, values: dict[int, int]) -> bytes:
+        """The header's bytes with these field values (missing fields are 0)."""
         number = 0
         for field_id, _, width in self.fields:
             number = (number << width) | values.get(field_id, 0)
         return number.to_bytes(self.size, "big")
+
+    def values_of(self, metadata: list[tuple[int, bytes]]) -> dict[int, int]:
+        """Field values of a PacketOut's metadata, which must name every field of the
+        header exactly once with a value that fits (§16.1); INVALID_ARGUMENT otherwise."""
+        widths = {fid: (name, width) for fid, name, width in self.fields}
+        values: dict[int, int] = {}
+        for fid, raw in metadata:
+            if fid not in widths:
+                raise P4InfoError("INVALID_ARGUMENT", f"unknown metadata id {fid}")
+            if fid in values:
+                raise P4InfoError("INVALID_ARGUMENT", f"metadata id {fid} given twice")
+            name, width = widths[fid]
+            values[fid] = decode_int(raw, width, f"metadata {name}")
+        missing = [name for fid, (name, _) in widths.items() if fid not in values]
+        if missing:
+            raise P4InfoError("INVALID_ARGUMENT", f"metadata missing: {', '.join(missing)}")
+        return values
 
     def unpack(self, data: bytes) -> list[tuple[int, int]]:
         number = int.from_bytes(data[:self.size], "big")
@@ -84,17 +123,26 @@ class P4InfoIndex:
     registers: dict[int, p4i.Register] = field(default_factory=dict)
     packet_in: ControllerHeader | None = None
     packet_out: ControllerHeader | None = None
+    _action_names: dict[str, p4i.Action] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         info = self.p4info
+        self.direct_counters = {c.preamble.id: c for c in info.direct_counters}
+        meters = {m.preamble.id for m in info.direct_meters}
         for table in info.tables:
+            resources = list(table.direct_resource_ids)
             self.tables[table.preamble.id] = TableInfo(
                 table.preamble.id, table.preamble.name, list(table.match_fields),
                 {ref.id for ref in table.action_refs},
-                next((r for r in table.direct_resource_ids), None))
+                next((r for r in resources if r in self.direct_counters), None),
+                {ref.id: ref.scope for ref in table.action_refs},
+                table.const_default_action_id, table.is_const_table,
+                table.idle_timeout_behavior == p4i.Table.NOTIFY_CONTROL,
+                next((r for r in resources if r in meters), None),
+                table.implementation_id)
         self.actions = {a.preamble.id: a for a in info.actions}
+        self._action_names = {a.preamble.name: a for a in info.actions}
         self.counters = {c.preamble.id: c for c in info.counters}
-        self.direct_counters = {c.preamble.id: c for c in info.direct_counters}
         self.registers = {r.preamble.id: r for r in info.registers}
         for meta in info.controller_packet_metadata:
             header = ControllerHeader([(m.id, m.name, m.bitwidth) for m in meta.metadata])
@@ -107,25 +155,25 @@ class P4InfoIndex:
         try:
             return self.tables[table_id]
         except KeyError:
-            raise P4InfoError("NOT_FOUND", f"no table with id {table_id}") from None
+            raise _unknown("table", table_id) from None
 
     def action(self, action_id: int) -> p4i.Action:
         try:
             return self.actions[action_id]
         except KeyError:
-            raise P4InfoError("NOT_FOUND", f"no action with id {action_id}") from None
+            raise _unknown("action", action_id) from None
 
     def counter(self, counter_id: int) -> p4i.Counter:
         try:
             return self.counters[counter_id]
         except KeyError:
-            raise P4InfoError("NOT_FOUND", f"no counter with id {counter_id}") from None
+            raise _unknown("counter", counter_id) from None
 
     def register(self, register_id: int) -> p4i.Register:
         try:
             return self.registers[register_id]
         except KeyError:
-            raise P4InfoError("NOT_FOUND", f"no register with id {register_id}") from None
+            raise _unknown("register", register_id) from None
 
     def table_by_name(self, name: str) -> TableInfo:
         for table in self.tables.values():
@@ -134,7 +182,7 @@ class P4InfoIndex:
         raise P4InfoError("NOT_FOUND", f"no table named {name!r}")
 
     def action_by_name(self, name: str) -> p4i.Action:
-        for action in self.actions.values():
-            if action.preamble.name == name:
-                return action
-        raise P4InfoError("NOT_FOUND", f"no action named {name!r}")
+        try:
+            return self._action_names[name]
+        except KeyError:
+            raise P4InfoError("NOT_FOUND", f"no action named {name!r}") from None

@@ -1,13 +1,15 @@
 """P4Runtime server of the built-in target, on the p4runtime protos that finsy ships.
 
-Implements what the project's controller and tests use, with the spec's status
-codes: Capabilities; Set/GetForwardingPipelineConfig (VERIFY, VERIFY_AND_SAVE,
+Implements P4Runtime v1.4 for what a v1model program without meters, action profiles,
+digests or a packet replication engine has, with the spec's status codes
+(docs/p4runtime-conformance.md lists every case and the section it follows):
+Capabilities; Set/GetForwardingPipelineConfig (VERIFY, VERIFY_AND_SAVE,
 VERIFY_AND_COMMIT, COMMIT, and RECONCILE_AND_COMMIT when the pipeline does not
-change); Write of table entries (incl. default entries), counters, direct
-counters and registers, in batches with one p4.v1.Error per update; Read with
-wildcards; StreamChannel with primary arbitration by election id and
-PacketIn/PacketOut through the P4Info's controller packet metadata.
-Malformed requests get INVALID_ARGUMENT or NOT_FOUND, never a crash.
+change); Write of table entries (incl. default entries), counters, direct counters
+and registers, CONTINUE_ON_ERROR, one p4.v1.Error per update; Read with wildcards,
+one p4.v1.Error per entity; StreamChannel with the spec's primary election
+(`arbitration`) and PacketIn/PacketOut through the P4Info's controller packet
+metadata. Malformed requests get a status code, never a crash.
 """
 
 from __future__ import annotations
@@ -17,23 +19,28 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import grpc
-from finsy.proto import p4d, p4i, p4r, p4r_grpc, rpc_code, rpc_status
+from finsy.proto import p4r, p4r_grpc, rpc_code, rpc_status
 from google.protobuf import any_pb2
 
-from bmv2.softswitch.engine import Engine, EngineError, MatchKey, Output, UnsupportedConstruct
-from bmv2.softswitch.p4info_index import P4InfoError, P4InfoIndex, decode_int, encode_int
+from bmv2.softswitch.arbitration import (
+    Arbitration,
+    ArbitrationRefused,
+    Controller,
+    Notice,
+    election_id_of,
+)
+from bmv2.softswitch.engine import Engine, EngineError, Output, UnsupportedConstruct
+from bmv2.softswitch.indexed_entries import IndexedEntries
+from bmv2.softswitch.p4info_index import P4InfoError, P4InfoIndex, encode_int
+from bmv2.softswitch.table_entries import EntryMetadata, TableEntries
 
 log = logging.getLogger("mp-switch.p4runtime")
 
-API_VERSION = "1.3.0"
-CODES = {name: getattr(rpc_code, name) for name in (
-    "OK", "INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "RESOURCE_EXHAUSTED",
-    "PERMISSION_DENIED", "FAILED_PRECONDITION", "UNIMPLEMENTED", "UNKNOWN")}
-GRPC_CODES = {getattr(rpc_code, c.name, None): c for c in grpc.StatusCode}
+API_VERSION = "1.4.1"
+PACKET_IN_BACKLOG = 4096  # PacketIns queued for a client before new ones are dropped
 
 
 class RequestError(Exception):
@@ -48,71 +55,72 @@ def _grpc_code(name: str) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, name)
 
 
+def _rpc_code(name: str) -> int:
+    return int(getattr(rpc_code, name, rpc_code.UNKNOWN))
+
+
 @dataclass
 class Pipeline:
-    """A loaded forwarding pipeline: P4Info, device config, cookie and its engine."""
+    """A loaded forwarding pipeline: P4Info, device config, cookie, its engine, and the
+    P4Runtime state the engine does not hold (entry cookies)."""
 
     config: p4r.ForwardingPipelineConfig
     index: P4InfoIndex
     engine: Engine
+    metadata: EntryMetadata = field(default_factory=EntryMetadata)
+
+    @property
+    def tables(self) -> TableEntries:
+        return TableEntries(self.index, self.engine, self.metadata)
+
+    @property
+    def indexed(self) -> IndexedEntries:
+        return IndexedEntries(self.index, self.engine, self.tables)
 
 
-class Client:
-    """One StreamChannel: its election id and the queue of messages to send it."""
+class Stream:
+    """One StreamChannel: what it arbitrated as, and the messages to send it."""
 
     def __init__(self) -> None:
-        self.election_id: int | None = None
-        self.outbox: queue.Queue[p4r.StreamMessageResponse | None] = queue.Queue(maxsize=4096)
+        self.controller: Controller | None = None
+        self.outbox: queue.Queue[p4r.StreamMessageResponse | ArbitrationRefused | None] = (
+            queue.Queue())
 
 
 class SwitchState:
-    """The device behind the server: pipeline, engine lock, arbitration, packet I/O."""
+    """The device behind the server: pipeline, arbitration, packet I/O, one lock."""
 
     def __init__(self, device_id: int, cpu_port: int | None,
                  transmit: Callable[[list[Output]], None]) -> None:
         self.device_id = device_id
         self.cpu_port = cpu_port
         self.transmit = transmit
-        self.lock = threading.RLock()  # one lock: packets and table operations are serialised
+        # one lock: packets, table operations and primary changes are serialised, so a
+        # Write in flight finishes before another client becomes primary (§5.3)
+        self.lock = threading.RLock()
         self.pipeline: Pipeline | None = None
-        self.saved: Pipeline | None = None
-        self.clients: list[Client] = []
-        self.clients_lock = threading.Lock()
+        self.saved: Pipeline | None = None  # VERIFY_AND_SAVE'd, not yet committed
+        self.arbitration = Arbitration(device_id)
+        self.streams: dict[Controller, Stream] = {}
 
     # -- arbitration ------------------------------------------------------------------------
-    def primary(self) -> Client | None:
-        with self.clients_lock:
-            elected = [c for c in self.clients if c.election_id is not None]
-        return max(elected, key=lambda c: c.election_id or 0, default=None)
+    def deliver(self, notices: list[Notice]) -> None:
+        for notice in notices:
+            stream = self.streams.get(notice.controller)
+            if stream is not None:
+                stream.outbox.put(p4r.StreamMessageResponse(arbitration=notice.update))
 
-    def primary_election_id(self) -> int | None:
-        primary = self.primary()
-        return None if primary is None else primary.election_id
-
-    def announce(self) -> None:
-        """Tell every client who is primary (OK to the primary, ALREADY_EXISTS to others)."""
-        primary = self.primary()
-        if primary is None:
-            return
-        high, low = divmod(primary.election_id or 0, 1 << 64)
-        with self.clients_lock:
-            clients = list(self.clients)
-        for client in clients:
-            if client.election_id is None:
-                continue
-            code = rpc_code.OK if client is primary else rpc_code.ALREADY_EXISTS
-            message = "primary" if client is primary else "backup: another client is primary"
-            update = p4r.MasterArbitrationUpdate(
-                device_id=self.device_id, election_id=p4r.Uint128(high=high, low=low),
-                status=rpc_status.Status(code=code, message=message))
-            client.outbox.put(p4r.StreamMessageResponse(arbitration=update))
-
-    def check_primary(self, election: p4r.Uint128) -> None:
-        value = (election.high << 64) | election.low
-        primary = self.primary_election_id()
-        if primary is None or value != primary:
+    def check_writer(self, device_id: int, role: str, election_id: int | None) -> None:
+        """The checks before a Write or SetForwardingPipelineConfig (§12, §14); call with
+        the lock held."""
+        if device_id != self.device_id:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"no device {device_id}")
+        if not self.arbitration.knows_role(role):
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"no role {role!r}")
+        if not self.arbitration.is_primary(role, election_id):
             raise RequestError(grpc.StatusCode.PERMISSION_DENIED,
-                               f"election id {value} is not the primary's ({primary})")
+                               f"election id {election_id} is not the primary's "
+                               f"(role {role!r})")
 
     # -- packets ------------------------------------------------------------------------------
     def process(self, frame: bytes, ingress_port: int) -> None:
@@ -135,36 +143,63 @@ class SwitchState:
             self.transmit(to_ports)
 
     def packet_in(self, frame: bytes, pipeline: Pipeline) -> None:
+        """Send a frame that reached the CPU port to the primary (§16.1)."""
         header = pipeline.index.packet_in
-        primary = self.primary()
-        if primary is None:
-            return
         if header is None:
             msg = p4r.PacketIn(payload=frame)
         else:
             metadata = [p4r.PacketMetadata(metadata_id=fid, value=encode_int(value, 0))
                         for fid, value in header.unpack(frame)]
             msg = p4r.PacketIn(payload=frame[header.size:], metadata=metadata)
-        try:
-            primary.outbox.put_nowait(p4r.StreamMessageResponse(packet=msg))
-        except queue.Full:
-            log.warning("PacketIn dropped: the controller is not reading its stream")
+        with self.lock:
+            streams = [self.streams[c] for c in self.arbitration.primaries()
+                       if c in self.streams]
+        for stream in streams:
+            if stream.outbox.qsize() >= PACKET_IN_BACKLOG:
+                log.warning("PacketIn dropped: the controller is not reading its stream")
+                continue
+            stream.outbox.put(p4r.StreamMessageResponse(packet=msg))
 
     def packet_out(self, msg: p4r.PacketOut) -> None:
+        """Inject a PacketOut at the CPU port; P4InfoError (the packet is dropped) when its
+        metadata does not match the P4Info's packet_out header (§16.1)."""
         pipeline = self.pipeline
-        if pipeline is None or self.cpu_port is None:
-            return
+        if pipeline is None:
+            raise P4InfoError("FAILED_PRECONDITION", "no forwarding pipeline")
+        if self.cpu_port is None:
+            raise P4InfoError("FAILED_PRECONDITION", "the switch has no CPU port")
         header = pipeline.index.packet_out
         frame = msg.payload
-        if header is not None:
-            widths = {fid: width for fid, _, width in header.fields}
-            values = {}
-            for m in msg.metadata:
-                if m.metadata_id in widths:
-                    values[m.metadata_id] = decode_int(m.value, widths[m.metadata_id],
-                                                       f"packet_out metadata {m.metadata_id}")
+        if header is None:
+            if msg.metadata:
+                raise P4InfoError("INVALID_ARGUMENT", "the P4Info has no packet_out metadata")
+        else:
+            values = header.values_of([(m.metadata_id, m.value) for m in msg.metadata])
             frame = header.pack(values) + frame
         self.process(frame, self.cpu_port)
+
+
+def _error_status(errors: list[p4r.Error]) -> rpc_status.Status:
+    """The google.rpc.Status of a batch with failures: UNKNOWN, one p4.Error per item."""
+    details = []
+    for error in errors:
+        packed = any_pb2.Any()
+        packed.Pack(error)
+        details.append(packed)
+    failed = [e for e in errors if e.canonical_code != rpc_code.OK]
+    return rpc_status.Status(code=rpc_code.UNKNOWN,
+                             message=f"{len(failed)} of {len(errors)} failed: "
+                             f"{failed[0].message}", details=details)
+
+
+def _abort_with_details(context: grpc.ServicerContext, errors: list[p4r.Error]) -> None:
+    status = _error_status(errors)
+    context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+    context.abort(grpc.StatusCode.UNKNOWN, status.message)
+
+
+def _p4_error(exc: P4InfoError | EngineError) -> p4r.Error:
+    return p4r.Error(canonical_code=_rpc_code(exc.code), message=str(exc))
 
 
 class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
@@ -178,33 +213,40 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         if device_id != self.state.device_id:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"no device {device_id}")
 
-    def _pipeline(self) -> Pipeline:
-        if self.state.pipeline is None:
+    def _current(self) -> Pipeline:
+        """The pipeline Reads and Writes refer to: a saved one once VERIFY_AND_SAVE'd (§14)."""
+        pipeline = self.state.saved or self.state.pipeline
+        if pipeline is None:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION,
                                "no forwarding pipeline: SetForwardingPipelineConfig first")
-        return self.state.pipeline
-
-    @staticmethod
-    def _fail(context: grpc.ServicerContext, exc: RequestError) -> None:
-        context.abort(exc.code, str(exc))
+        return pipeline
 
     # -- unary RPCs --------------------------------------------------------------------------
     def Capabilities(self, request: p4r.CapabilitiesRequest,
                      context: grpc.ServicerContext) -> p4r.CapabilitiesResponse:
+        if request.device_id and request.device_id != self.state.device_id:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no device {request.device_id}")
         return p4r.CapabilitiesResponse(p4runtime_api_version=API_VERSION)
 
     def SetForwardingPipelineConfig(self, request: p4r.SetForwardingPipelineConfigRequest,
                                     context: grpc.ServicerContext
                                     ) -> p4r.SetForwardingPipelineConfigResponse:
         try:
-            self._device(request.device_id)
-            self.state.check_primary(request.election_id)
+            with self.state.lock:
+                self.state.check_writer(request.device_id, request.role,
+                                        election_id_of(request))
             self._set_pipeline(request)
         except RequestError as exc:
-            self._fail(context, exc)
+            context.abort(exc.code, str(exc))
         return p4r.SetForwardingPipelineConfigResponse()
 
-    def _load(self, config: p4r.ForwardingPipelineConfig) -> Pipeline:
+    @staticmethod
+    def _load(request: p4r.SetForwardingPipelineConfigRequest) -> Pipeline:
+        if not request.HasField("config"):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "config is missing")
+        config = request.config
+        if not config.HasField("p4info"):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "config.p4info is missing")
         if not config.p4_device_config:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "p4_device_config is empty")
         try:
@@ -220,53 +262,88 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         if missing:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"P4Info tables not in the device config: {', '.join(missing)}")
-        return Pipeline(config, index, engine)
+        kept = p4r.ForwardingPipelineConfig()
+        kept.CopyFrom(config)
+        return Pipeline(kept, index, engine)
+
+    def _commit(self, request: p4r.SetForwardingPipelineConfigRequest,
+                change: Callable[[SwitchState], None]) -> None:
+        """Apply `change` if the client is still primary (it may have lost it while the
+        pipeline compiled)."""
+        state = self.state
+        with state.lock:
+            state.check_writer(request.device_id, request.role, election_id_of(request))
+            change(state)
 
     def _set_pipeline(self, request: p4r.SetForwardingPipelineConfigRequest) -> None:
         action = request.action
-        state = self.state
         actions = p4r.SetForwardingPipelineConfigRequest
         if action == actions.VERIFY:
-            self._load(request.config)
+            self._load(request)
         elif action == actions.VERIFY_AND_SAVE:
-            state.saved = self._load(request.config)
+            pipeline = self._load(request)
+            self._commit(request, lambda s: setattr(s, "saved", pipeline))
         elif action == actions.VERIFY_AND_COMMIT:
-            pipeline = self._load(request.config)
-            with state.lock:
-                state.pipeline, state.saved = pipeline, None
+            pipeline = self._load(request)
+
+            def commit(s: SwitchState) -> None:
+                s.pipeline, s.saved = pipeline, None
+            self._commit(request, commit)
         elif action == actions.COMMIT:
-            if state.saved is None:
-                raise RequestError(grpc.StatusCode.FAILED_PRECONDITION,
-                                   "COMMIT without a saved pipeline (VERIFY_AND_SAVE first)")
-            with state.lock:
-                state.pipeline, state.saved = state.saved, None
+            if request.HasField("config"):
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   "COMMIT takes no config: it realizes the saved one")
+
+            def commit_saved(s: SwitchState) -> None:
+                if s.saved is None:
+                    raise RequestError(grpc.StatusCode.NOT_FOUND,
+                                       "no saved config to commit (VERIFY_AND_SAVE first)")
+                s.pipeline, s.saved = s.saved, None
+            self._commit(request, commit_saved)
         elif action == actions.RECONCILE_AND_COMMIT:
-            current = state.pipeline
-            if current is None:
-                pipeline = self._load(request.config)
-                with state.lock:
-                    state.pipeline = pipeline
-            elif (current.config.p4info != request.config.p4info
-                  or current.config.p4_device_config != request.config.p4_device_config):
-                raise RequestError(grpc.StatusCode.UNIMPLEMENTED,
-                                   "RECONCILE_AND_COMMIT of a different pipeline is not "
-                                   "supported: use VERIFY_AND_COMMIT")
-            else:
-                current.config.cookie.CopyFrom(request.config.cookie)
+            self._reconcile(request)
         else:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"unsupported pipeline action {action}")
+                               f"pipeline action {actions.Action.Name(action)} is not one "
+                               "to perform")
+
+    def _reconcile(self, request: p4r.SetForwardingPipelineConfigRequest) -> None:
+        current = self.state.pipeline
+        config = request.config
+        if current is not None and request.HasField("config") and (
+                current.config.p4info == config.p4info
+                and current.config.p4_device_config == config.p4_device_config):
+            def keep(s: SwitchState) -> None:
+                if config.HasField("cookie"):
+                    current.config.cookie.CopyFrom(config.cookie)
+                else:
+                    current.config.ClearField("cookie")
+            self._commit(request, keep)
+            return
+        pipeline = self._load(request)
+        if current is not None:
+            raise RequestError(grpc.StatusCode.UNIMPLEMENTED,
+                               "RECONCILE_AND_COMMIT of a different pipeline is not "
+                               "supported: use VERIFY_AND_COMMIT")
+
+        def commit(s: SwitchState) -> None:
+            s.pipeline, s.saved = pipeline, None
+        self._commit(request, commit)
 
     def GetForwardingPipelineConfig(self, request: p4r.GetForwardingPipelineConfigRequest,
                                     context: grpc.ServicerContext
                                     ) -> p4r.GetForwardingPipelineConfigResponse:
         try:
             self._device(request.device_id)
-            pipeline = self._pipeline()
         except RequestError as exc:
-            self._fail(context, exc)
+            context.abort(exc.code, str(exc))
+        pipeline = self.state.pipeline
+        if pipeline is None:  # no config known: `config` unset (§15)
+            return p4r.GetForwardingPipelineConfigResponse()
         kinds = p4r.GetForwardingPipelineConfigRequest
-        config = p4r.ForwardingPipelineConfig(cookie=pipeline.config.cookie)
+        config = p4r.ForwardingPipelineConfig()
+        if pipeline.config.HasField("cookie"):
+            config.cookie.CopyFrom(pipeline.config.cookie)
         if request.response_type in (kinds.ALL, kinds.P4INFO_AND_COOKIE):
             config.p4info.CopyFrom(pipeline.config.p4info)
         if request.response_type in (kinds.ALL, kinds.DEVICE_CONFIG_AND_COOKIE):
@@ -275,409 +352,165 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
 
     def Write(self, request: p4r.WriteRequest,
               context: grpc.ServicerContext) -> p4r.WriteResponse:
-        try:
-            self._device(request.device_id)
-            self.state.check_primary(request.election_id)
-            pipeline = self._pipeline()
-        except RequestError as exc:
-            self._fail(context, exc)
-        if request.atomicity not in (p4r.WriteRequest.CONTINUE_ON_ERROR,):
-            context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                          "only CONTINUE_ON_ERROR atomicity is supported")
-        errors = []
+        errors: list[p4r.Error] = []
         with self.state.lock:
+            try:
+                self.state.check_writer(request.device_id, request.role,
+                                        election_id_of(request))
+                pipeline = self._current()
+                if request.atomicity != p4r.WriteRequest.CONTINUE_ON_ERROR:
+                    raise RequestError(grpc.StatusCode.UNIMPLEMENTED,
+                                       "only CONTINUE_ON_ERROR atomicity is supported")
+            except RequestError as exc:
+                context.abort(exc.code, str(exc))
             for update in request.updates:
                 try:
-                    WriteHandler(pipeline).apply(update)
+                    apply_update(pipeline, update)
                     errors.append(p4r.Error(canonical_code=rpc_code.OK))
                 except (P4InfoError, EngineError) as exc:
-                    errors.append(p4r.Error(canonical_code=CODES.get(exc.code, rpc_code.UNKNOWN),
-                                            message=str(exc)))
+                    errors.append(_p4_error(exc))
         if any(e.canonical_code != rpc_code.OK for e in errors):
-            details = []
-            for error in errors:
-                packed = any_pb2.Any()
-                packed.Pack(error)
-                details.append(packed)
-            failed = [e for e in errors if e.canonical_code != rpc_code.OK]
-            status = rpc_status.Status(code=rpc_code.UNKNOWN,
-                                       message=f"{len(failed)} of {len(errors)} updates failed: "
-                                       f"{failed[0].message}", details=details)
-            context.set_trailing_metadata((("grpc-status-details-bin",
-                                            status.SerializeToString()),))
-            context.abort(grpc.StatusCode.UNKNOWN, status.message)
+            _abort_with_details(context, errors)
         return p4r.WriteResponse()
 
     def Read(self, request: p4r.ReadRequest,
              context: grpc.ServicerContext) -> Iterator[p4r.ReadResponse]:
-        try:
-            self._device(request.device_id)
-            pipeline = self._pipeline()
-            with self.state.lock:
-                entities = [e for entity in request.entities
-                            for e in ReadHandler(pipeline).read(entity)]
-        except RequestError as exc:
-            self._fail(context, exc)
-        except (P4InfoError, EngineError) as exc:
-            context.abort(_grpc_code(exc.code), str(exc))
+        errors: list[p4r.Error] = []
+        entities: list[p4r.Entity] = []
+        with self.state.lock:
+            try:
+                self._device(request.device_id)
+                pipeline = self._current()
+            except RequestError as exc:
+                context.abort(exc.code, str(exc))
+            for entity in request.entities:
+                try:
+                    entities.extend(read_entity(pipeline, entity))
+                    errors.append(p4r.Error(canonical_code=rpc_code.OK))
+                except (P4InfoError, EngineError) as exc:
+                    errors.append(_p4_error(exc))
         for start in range(0, len(entities), 1000):
             yield p4r.ReadResponse(entities=entities[start:start + 1000])
+        if any(e.canonical_code != rpc_code.OK for e in errors):
+            _abort_with_details(context, errors)
 
     # -- stream ------------------------------------------------------------------------------
     def StreamChannel(self, request_iterator: Iterator[p4r.StreamMessageRequest],
                       context: grpc.ServicerContext) -> Iterator[p4r.StreamMessageResponse]:
         state = self.state
-        client = Client()
-        with state.clients_lock:
-            state.clients.append(client)
+        stream = Stream()
 
         def reader() -> None:
             try:
                 for msg in request_iterator:
-                    self._on_stream_message(client, msg)
+                    if not self._on_stream_message(stream, msg):
+                        return
             except grpc.RpcError:
                 pass
             finally:
-                client.outbox.put(None)
+                stream.outbox.put(None)
 
         thread = threading.Thread(target=reader, daemon=True, name="p4rt-stream")
         thread.start()
         try:
             while True:
-                msg = client.outbox.get()
-                if msg is None:
+                item = stream.outbox.get()
+                if item is None:
                     return
-                yield msg
+                if isinstance(item, ArbitrationRefused):
+                    # arbitration errors end the stream with a status (§5.3, §16.6)
+                    context.abort(_grpc_code(item.code), str(item))
+                yield item
         finally:
-            with state.clients_lock:
-                state.clients.remove(client)
-            state.announce()
+            with state.lock:
+                notices = state.arbitration.disconnect(stream.controller)
+                state.streams.pop(stream.controller, None)  # type: ignore[arg-type]
+            state.deliver(notices)
 
-    def _on_stream_message(self, client: Client, msg: p4r.StreamMessageRequest) -> None:
+    def _on_stream_message(self, stream: Stream, msg: p4r.StreamMessageRequest) -> bool:
+        """Handle one message; False when the stream must end."""
+        state = self.state
         kind = msg.WhichOneof("update")
         if kind == "arbitration":
-            arb = msg.arbitration
-            if arb.device_id != self.state.device_id:
-                client.outbox.put(p4r.StreamMessageResponse(error=p4r.StreamError(
-                    canonical_code=rpc_code.NOT_FOUND, message=f"no device {arb.device_id}")))
-                return
-            value = (arb.election_id.high << 64) | arb.election_id.low
-            with self.state.clients_lock:
-                taken = any(c is not client and c.election_id == value
-                            for c in self.state.clients)
-            if taken:
-                client.outbox.put(p4r.StreamMessageResponse(error=p4r.StreamError(
-                    canonical_code=rpc_code.INVALID_ARGUMENT,
-                    message=f"election id {value} is used by another client")))
-                return
-            client.election_id = value
-            self.state.announce()
+            with state.lock:
+                try:
+                    controller, notices = state.arbitration.arbitrate(stream.controller,
+                                                                      msg.arbitration)
+                except ArbitrationRefused as exc:
+                    stream.outbox.put(exc)
+                    return False
+                stream.controller = controller
+                state.streams[controller] = stream
+            state.deliver(notices)
         elif kind == "packet":
-            if client is not self.state.primary():
-                client.outbox.put(p4r.StreamMessageResponse(error=p4r.StreamError(
-                    canonical_code=rpc_code.PERMISSION_DENIED,
-                    message="PacketOut from a client that is not primary",
-                    packet_out=p4r.PacketOutError(packet_out=msg.packet))))
-                return
+            with state.lock:
+                primary = state.arbitration.is_primary_controller(stream.controller)
+            if not primary:
+                self._stream_error(stream, "PERMISSION_DENIED",
+                                   "PacketOut from a client that is not primary", msg.packet)
+                return True
             try:
-                self.state.packet_out(msg.packet)
-            except P4InfoError as exc:
-                client.outbox.put(p4r.StreamMessageResponse(error=p4r.StreamError(
-                    canonical_code=rpc_code.INVALID_ARGUMENT, message=str(exc),
-                    packet_out=p4r.PacketOutError(packet_out=msg.packet))))
+                state.packet_out(msg.packet)
+            except P4InfoError as exc:  # dropped (§16.1)
+                self._stream_error(stream, exc.code, str(exc), msg.packet)
         else:
             log.debug("stream message %s ignored", kind)
-
-
-class WriteHandler:
-    """Applies one p4.v1.Update to the engine."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.index = pipeline.index
-        self.engine = pipeline.engine
-
-    def apply(self, update: p4r.Update) -> None:
-        entity = update.entity
-        kind = entity.WhichOneof("entity")
-        if kind == "table_entry":
-            self._table_entry(update.type, entity.table_entry)
-        elif kind == "counter_entry":
-            self._require_modify(update.type, "counter entries")
-            self._counter(entity.counter_entry)
-        elif kind == "direct_counter_entry":
-            self._require_modify(update.type, "direct counter entries")
-            entry = entity.direct_counter_entry
-            table = self.index.table(entry.table_entry.table_id)
-            keys, priority = match_keys(table, entry.table_entry)
-            self.engine.direct_counter_write(table.name, keys, priority,
-                                             entry.data.packet_count, entry.data.byte_count)
-        elif kind == "register_entry":
-            self._require_modify(update.type, "register entries")
-            self._register(entity.register_entry)
-        else:
-            raise P4InfoError("UNIMPLEMENTED", f"writing {kind} is not supported")
+        return True
 
     @staticmethod
-    def _require_modify(kind: int, what: str) -> None:
-        if kind != p4r.Update.MODIFY:
-            raise P4InfoError("INVALID_ARGUMENT", f"{what} can only be modified")
-
-    def _table_entry(self, kind: int, entry: p4r.TableEntry) -> None:
-        table = self.index.table(entry.table_id)
-        if entry.is_default_action:
-            if kind != p4r.Update.MODIFY:
-                raise P4InfoError("INVALID_ARGUMENT", "a default entry can only be modified")
-            if entry.match:
-                raise P4InfoError("INVALID_ARGUMENT", "a default entry has no match fields")
-            if not entry.HasField("action"):
-                spec = self.engine.tables[table.name]
-                self.engine.set_default(table.name, spec.default_action, spec.default_params)
-                return
-            name, params = self._action(table, entry.action)
-            self.engine.set_default(table.name, name, params)
-            return
-        keys, priority = match_keys(table, entry)
-        if kind == p4r.Update.DELETE:
-            self.engine.delete_entry(table.name, keys, priority)
-            return
-        name, params = self._action(table, entry.action)
-        if kind == p4r.Update.INSERT:
-            self.engine.add_entry(table.name, keys, name, params, priority)
-        elif kind == p4r.Update.MODIFY:
-            self.engine.modify_entry(table.name, keys, name, params, priority)
-        else:
-            raise P4InfoError("INVALID_ARGUMENT", f"unknown update type {kind}")
-
-    def _action(self, table: Any, action: p4r.TableAction) -> tuple[str, list[int]]:
-        if action.WhichOneof("type") != "action":
-            raise P4InfoError("UNIMPLEMENTED", "only direct actions are supported")
-        call = action.action
-        info = self.index.action(call.action_id)
-        if call.action_id not in table.action_ids:
-            raise P4InfoError("INVALID_ARGUMENT",
-                              f"action {info.preamble.name} is not an action of {table.name}")
-        given = {p.param_id: p.value for p in call.params}
-        if set(given) != {p.id for p in info.params}:
-            raise P4InfoError("INVALID_ARGUMENT",
-                              f"action {info.preamble.name} takes params "
-                              f"{[p.name for p in info.params]}")
-        params = [decode_int(given[p.id], p.bitwidth, f"{info.preamble.name}.{p.name}")
-                  for p in info.params]
-        return info.preamble.name, params
-
-    def _counter(self, entry: p4r.CounterEntry) -> None:
-        info = self.index.counter(entry.counter_id)
-        if not entry.HasField("index"):
-            raise P4InfoError("INVALID_ARGUMENT", "writing a counter needs an index")
-        self.engine.counter_write(info.preamble.name, entry.index.index,
-                                  entry.data.packet_count, entry.data.byte_count)
-
-    def _register(self, entry: p4r.RegisterEntry) -> None:
-        info = self.index.register(entry.register_id)
-        if not entry.HasField("index"):
-            raise P4InfoError("INVALID_ARGUMENT", "writing a register needs an index")
-        if entry.data.WhichOneof("data") != "bitstring":
-            raise P4InfoError("INVALID_ARGUMENT", "register data must be a bitstring")
-        width = info.type_spec.bitstring.bit.bitwidth
-        value = decode_int(entry.data.bitstring, width, info.preamble.name)
-        self.engine.register_write(info.preamble.name, entry.index.index, value)
+    def _stream_error(stream: Stream, code: str, message: str, packet: p4r.PacketOut) -> None:
+        stream.outbox.put(p4r.StreamMessageResponse(error=p4r.StreamError(
+            canonical_code=_rpc_code(code), message=message,
+            packet_out=p4r.PacketOutError(packet_out=packet))))
 
 
-def match_keys(table: Any, entry: p4r.TableEntry) -> tuple[list[MatchKey], int]:
-    """The engine's keys of a P4Runtime entry: omitted fields become wildcards."""
-    given = {m.field_id: m for m in entry.match}
-    known = {f.id for f in table.match_fields}
-    if set(given) - known:
-        raise P4InfoError("INVALID_ARGUMENT",
-                          f"{table.name}: unknown match field ids {sorted(set(given) - known)}")
-    keys: list[MatchKey] = []
-    needs_priority = False
-    for f in table.match_fields:
-        kind = p4i.MatchField.MatchType.Name(f.match_type).lower()
-        m = given.get(f.id)
-        what = f"{table.name}.{f.name}"
-        if kind in ("ternary", "range", "optional"):
-            needs_priority = True
-        if m is None:
-            if kind == "exact":
-                raise P4InfoError("INVALID_ARGUMENT", f"{what}: exact field missing")
-            keys.append(_wildcard(kind, f.bitwidth))
-            continue
-        if m.WhichOneof("field_match_type") != kind:
-            raise P4InfoError("INVALID_ARGUMENT", f"{what}: expected a {kind} match")
-        if kind == "exact":
-            keys.append(MatchKey("exact", decode_int(m.exact.value, f.bitwidth, what)))
-        elif kind == "lpm":
-            if not 0 < m.lpm.prefix_len <= f.bitwidth:
-                raise P4InfoError("INVALID_ARGUMENT", f"{what}: bad prefix length")
-            keys.append(MatchKey("lpm", decode_int(m.lpm.value, f.bitwidth, what),
-                                 m.lpm.prefix_len))
-        elif kind == "ternary":
-            keys.append(MatchKey("ternary", decode_int(m.ternary.value, f.bitwidth, what),
-                                 decode_int(m.ternary.mask, f.bitwidth, what)))
-        elif kind == "range":
-            low = decode_int(m.range.low, f.bitwidth, what)
-            high = decode_int(m.range.high, f.bitwidth, what)
-            if low > high:
-                raise P4InfoError("INVALID_ARGUMENT", f"{what}: range low > high")
-            keys.append(MatchKey("range", low, high))
-        elif kind == "optional":
-            keys.append(MatchKey("optional", decode_int(m.optional.value, f.bitwidth, what), 1))
-        else:
-            raise P4InfoError("UNIMPLEMENTED", f"{what}: match kind {kind}")
-    if needs_priority and entry.priority <= 0:
-        raise P4InfoError("INVALID_ARGUMENT", f"{table.name}: entries need a priority > 0")
-    if not needs_priority and entry.priority:
-        raise P4InfoError("INVALID_ARGUMENT", f"{table.name}: entries take no priority")
-    return keys, entry.priority
+def apply_update(pipeline: Pipeline, update: p4r.Update) -> None:
+    """Apply one p4.v1.Update; P4InfoError/EngineError carry its status."""
+    entity = update.entity
+    kind = entity.WhichOneof("entity")
+    if update.type == p4r.Update.UNSPECIFIED:
+        raise P4InfoError("INVALID_ARGUMENT", "update type is UNSPECIFIED")
+    if kind == "table_entry":
+        pipeline.tables.write(update.type, entity.table_entry)
+    elif kind == "counter_entry":
+        pipeline.indexed.write_counter(update.type, entity.counter_entry)
+    elif kind == "direct_counter_entry":
+        pipeline.indexed.write_direct_counter(update.type, entity.direct_counter_entry)
+    elif kind == "register_entry":
+        pipeline.indexed.write_register(update.type, entity.register_entry)
+    elif kind is None:
+        raise P4InfoError("INVALID_ARGUMENT", "the update has no entity")
+    else:
+        raise P4InfoError("UNIMPLEMENTED", f"writing {kind} is not supported")
 
 
-def _wildcard(kind: str, bitwidth: int) -> MatchKey:
-    if kind == "lpm":
-        return MatchKey("lpm", 0, 0)
-    if kind == "ternary":
-        return MatchKey("ternary", 0, 0)
-    if kind == "range":
-        return MatchKey("range", 0, (1 << bitwidth) - 1)
-    return MatchKey("optional", 0, None)
+def read_entity(pipeline: Pipeline, entity: p4r.Entity) -> list[p4r.Entity]:
+    """The entities one (wildcard) read request selects."""
+    kind = entity.WhichOneof("entity")
+    if kind == "table_entry":
+        return [p4r.Entity(table_entry=te) for te in pipeline.tables.read(entity.table_entry)]
+    if kind == "counter_entry":
+        return pipeline.indexed.read_counters(entity.counter_entry)
+    if kind == "direct_counter_entry":
+        return pipeline.indexed.read_direct_counters(entity.direct_counter_entry)
+    if kind == "register_entry":
+        return pipeline.indexed.read_registers(entity.register_entry)
+    if kind is None:
+        raise P4InfoError("INVALID_ARGUMENT", "an Entity must name its kind (§13.2)")
+    raise P4InfoError("UNIMPLEMENTED", f"reading {kind} is not supported")
 
 
-def _field_match(f: Any, key: MatchKey) -> p4r.FieldMatch | None:
-    """The P4Runtime form of an engine key; None for a wildcard (omitted on read)."""
-    kind, width = key.kind, f.bitwidth
-    if kind == "exact":
-        return p4r.FieldMatch(field_id=f.id, exact=p4r.FieldMatch.Exact(
-            value=encode_int(key.value, width)))
-    if kind == "lpm":
-        if not key.arg:
-            return None
-        return p4r.FieldMatch(field_id=f.id, lpm=p4r.FieldMatch.LPM(
-            value=encode_int(key.value, width), prefix_len=key.arg))
-    if kind == "ternary":
-        if not key.arg:
-            return None
-        return p4r.FieldMatch(field_id=f.id, ternary=p4r.FieldMatch.Ternary(
-            value=encode_int(key.value, width), mask=encode_int(key.arg or 0, width)))
-    if kind == "range":
-        if key.value == 0 and key.arg == (1 << width) - 1:
-            return None
-        return p4r.FieldMatch(field_id=f.id, range=p4r.FieldMatch.Range(
-            low=encode_int(key.value, width), high=encode_int(key.arg or 0, width)))
-    if key.arg is None:
-        return None
-    return p4r.FieldMatch(field_id=f.id, optional=p4r.FieldMatch.Optional(
-        value=encode_int(key.value, width)))
-
-
-class ReadHandler:
-    """Answers the entities of a ReadRequest, wildcards expanded."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.index = pipeline.index
-        self.engine = pipeline.engine
-
-    def read(self, entity: p4r.Entity) -> list[p4r.Entity]:
-        kind = entity.WhichOneof("entity")
-        if kind == "table_entry":
-            return self._tables(entity.table_entry)
-        if kind == "counter_entry":
-            return self._counters(entity.counter_entry)
-        if kind == "direct_counter_entry":
-            return self._direct_counters(entity.direct_counter_entry)
-        if kind == "register_entry":
-            return self._registers(entity.register_entry)
-        raise P4InfoError("UNIMPLEMENTED", f"reading {kind} is not supported")
-
-    def _action_msg(self, name: str, params: list[int]) -> p4r.TableAction:
-        info = self.index.action_by_name(name)
-        return p4r.TableAction(action=p4r.Action(action_id=info.preamble.id, params=[
-            p4r.Action.Param(param_id=p.id, value=encode_int(v, p.bitwidth))
-            for p, v in zip(info.params, params, strict=True)]))
-
-    def _tables(self, query: p4r.TableEntry) -> list[p4r.Entity]:
-        tables = ([self.index.table(query.table_id)] if query.table_id
-                  else list(self.index.tables.values()))
-        out: list[p4r.Entity] = []
-        for table in tables:
-            if query.is_default_action:
-                name, params = self.engine.get_default(table.name)
-                out.append(p4r.Entity(table_entry=p4r.TableEntry(
-                    table_id=table.id, is_default_action=True,
-                    action=self._action_msg(name, params))))
-                continue
-            want_keys = None
-            if query.match:
-                want_keys = match_keys(table, query)
-            for entry in self.engine.entries(table.name):
-                if want_keys is not None and (entry.keys, entry.priority) != want_keys:
-                    continue
-                msg = p4r.TableEntry(table_id=table.id, priority=entry.priority,
-                                     action=self._action_msg(entry.action, entry.params))
-                for f, key in zip(table.match_fields, entry.keys, strict=True):
-                    fm = _field_match(f, key)
-                    if fm is not None:
-                        msg.match.append(fm)
-                if query.HasField("counter_data") and table.direct_counter_id:
-                    msg.counter_data.CopyFrom(p4r.CounterData(packet_count=entry.packets,
-                                                              byte_count=entry.bytes))
-                out.append(p4r.Entity(table_entry=msg))
-        return out
-
-    def _counters(self, query: p4r.CounterEntry) -> list[p4r.Entity]:
-        infos = ([self.index.counter(query.counter_id)] if query.counter_id
-                 else list(self.index.counters.values()))
-        out: list[p4r.Entity] = []
-        for info in infos:
-            indices = ([query.index.index] if query.HasField("index") else range(info.size))
-            for i in indices:
-                packets, nbytes = self.engine.counter_read(info.preamble.name, i)
-                out.append(p4r.Entity(counter_entry=p4r.CounterEntry(
-                    counter_id=info.preamble.id, index=p4r.Index(index=i),
-                    data=p4r.CounterData(packet_count=packets, byte_count=nbytes))))
-        return out
-
-    def _direct_counters(self, query: p4r.DirectCounterEntry) -> list[p4r.Entity]:
-        tables = ([self.index.table(query.table_entry.table_id)] if query.table_entry.table_id
-                  else [t for t in self.index.tables.values() if t.direct_counter_id])
-        out: list[p4r.Entity] = []
-        for table in tables:
-            if not table.direct_counter_id:
-                raise P4InfoError("INVALID_ARGUMENT", f"{table.name} has no direct counter")
-            sub = p4r.TableEntry()
-            sub.CopyFrom(query.table_entry)
-            sub.table_id = table.id
-            sub.counter_data.CopyFrom(p4r.CounterData())
-            for entity in self._tables(sub):
-                te = entity.table_entry
-                data = p4r.CounterData()
-                data.CopyFrom(te.counter_data)
-                te.ClearField("counter_data")
-                te.ClearField("action")
-                out.append(p4r.Entity(direct_counter_entry=p4r.DirectCounterEntry(
-                    table_entry=te, data=data)))
-        return out
-
-    def _registers(self, query: p4r.RegisterEntry) -> list[p4r.Entity]:
-        infos = ([self.index.register(query.register_id)] if query.register_id
-                 else list(self.index.registers.values()))
-        out: list[p4r.Entity] = []
-        for info in infos:
-            width = info.type_spec.bitstring.bit.bitwidth
-            indices = ([query.index.index] if query.HasField("index") else range(info.size))
-            for i in indices:
-                value = self.engine.register_read(info.preamble.name, i)
-                out.append(p4r.Entity(register_entry=p4r.RegisterEntry(
-                    register_id=info.preamble.id, index=p4r.Index(index=i),
-                    data=p4d.P4Data(bitstring=encode_int(value, width)))))
-        return out
-
-
-def serve(state: SwitchState, address: str, workers: int = 8) -> grpc.Server:
-    """Start the P4Runtime gRPC server on `address`; returns the running server."""
+def serve(state: SwitchState, address: str, workers: int = 32,
+          credentials: grpc.ServerCredentials | None = None) -> grpc.Server:
+    """Start the P4Runtime gRPC server on `address` (TLS with `credentials`, else
+    plaintext); returns the running server."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers,
                                                     thread_name_prefix="p4rt"))
     p4r_grpc.add_P4RuntimeServicer_to_server(P4RuntimeServicer(state), server)
-    if server.add_insecure_port(address) == 0:
+    port = (server.add_secure_port(address, credentials) if credentials is not None
+            else server.add_insecure_port(address))
+    if port == 0:
         raise OSError(f"cannot listen on {address}")
     server.start()
     return server
+

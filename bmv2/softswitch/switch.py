@@ -31,8 +31,9 @@ class SoftSwitch:
         config = p4r.ForwardingPipelineConfig(p4_device_config=bmv2_json)
         self.state.pipeline = Pipeline(config, P4InfoIndex(p4i.P4Info()), Engine(bmv2_json))
 
-    def start(self, grpc_addr: str) -> None:
-        self.server = serve(self.state, grpc_addr)
+    def start(self, grpc_addr: str, credentials: grpc.ServerCredentials | None = None) -> None:
+        """Serve P4Runtime on `grpc_addr` (TLS with `credentials`) and start the ports."""
+        self.server = serve(self.state, grpc_addr, credentials=credentials)
         self.ports.start(self.state.process)
 
     def stop(self) -> None:

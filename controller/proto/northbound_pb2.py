@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!controller/proto/northbound.proto\x12\rmasquepifo.v1\"\x07\n\x05\x45mpty\"e\n\x0fOpenFlowRequest\x12\x13\n\x0b\x63lient_addr\x18\x01 \x01(\t\x12\x13\n\x0b\x63lient_port\x18\x02 \x01(\r\x12\x13\n\x0btarget_addr\x18\x03 \x01(\t\x12\x13\n\x0btarget_port\x18\x04 \x01(\r\"\xbd\x01\n\x04\x46low\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\r\x12\x13\n\x0b\x63lient_addr\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_port\x18\x03 \x01(\r\x12\x13\n\x0btarget_addr\x18\x04 \x01(\t\x12\x13\n\x0btarget_port\x18\x05 \x01(\r\x12\x15\n\rfastpath_addr\x18\x06 \x01(\t\x12\x15\n\rfastpath_port\x18\x07 \x01(\r\x12\x12\n\nproxy_port\x18\x08 \x01(\r\x12\x0e\n\x06\x63lient\x18\t \x01(\t\"\x1a\n\x07\x46lowRef\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\r\".\n\x08\x46lowList\x12\"\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x13.masquepifo.v1.Flow\"a\n\tStreamKey\x12\x10\n\x08src_addr\x18\x01 \x01(\t\x12\x10\n\x08\x64st_addr\x18\x02 \x01(\t\x12\x10\n\x08src_port\x18\x03 \x01(\r\x12\x10\n\x08\x64st_port\x18\x04 \x01(\r\x12\x0c\n\x04\x64scp\x18\x05 \x01(\x05\"\xad\x01\n\x06Stream\x12%\n\x03key\x18\x01 \x01(\x0b\x32\x18.masquepifo.v1.StreamKey\x12\x12\n\x08priority\x18\x02 \x01(\rH\x00\x12\x15\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\rH\x00\x12\x17\n\rtraffic_class\x18\x04 \x01(\tH\x00\x12\x0c\n\x04rank\x18\x05 \x01(\r\x12\x0f\n\x07\x63lamped\x18\x06 \x01(\x08\x12\x0e\n\x06\x63lient\x18\x07 \x01(\tB\t\n\x07urgency\"4\n\nStreamList\x12&\n\x07streams\x18\x01 \x03(\x0b\x32\x15.masquepifo.v1.Stream\"\x19\n\tSchedMode\x12\x0c\n\x04mode\x18\x01 \x01(\t\"Z\n\x0c\x43ounterValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0f\n\x07packets\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\"\xb6\x01\n\x0bSwitchStats\x12\x0e\n\x06switch\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12\x12\n\nsched_mode\x18\x03 \x01(\t\x12-\n\x08\x63ounters\x18\x04 \x03(\x0b\x32\x1b.masquepifo.v1.CounterValue\x12\x15\n\rsppifo_bounds\x18\x05 \x03(\r\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x1c\n\x14last_restore_seconds\x18\x07 \x01(\x01\"5\n\x05Stats\x12,\n\x08switches\x18\x01 \x03(\x0b\x32\x1a.masquepifo.v1.SwitchStats\"\x18\n\x08TableRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1e\n\x0eTableEntryText\x12\x0c\n\x04text\x18\x01 \x01(\t\";\n\tTableDump\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.masquepifo.v1.TableEntryText2\xbc\x04\n\nController\x12?\n\x08OpenFlow\x12\x1e.masquepifo.v1.OpenFlowRequest\x1a\x13.masquepifo.v1.Flow\x12\x39\n\tCloseFlow\x12\x16.masquepifo.v1.FlowRef\x1a\x14.masquepifo.v1.Empty\x12:\n\tListFlows\x12\x14.masquepifo.v1.Empty\x1a\x17.masquepifo.v1.FlowList\x12>\n\x0eRegisterStream\x12\x15.masquepifo.v1.Stream\x1a\x15.masquepifo.v1.Stream\x12>\n\x0cRemoveStream\x12\x18.masquepifo.v1.StreamKey\x1a\x14.masquepifo.v1.Empty\x12>\n\x0bListStreams\x12\x14.masquepifo.v1.Empty\x1a\x19.masquepifo.v1.StreamList\x12>\n\x0cSetSchedMode\x12\x18.masquepifo.v1.SchedMode\x1a\x14.masquepifo.v1.Empty\x12\x36\n\x08GetStats\x12\x14.masquepifo.v1.Empty\x1a\x14.masquepifo.v1.Stats\x12>\n\tDumpTable\x12\x17.masquepifo.v1.TableRef\x1a\x18.masquepifo.v1.TableDumpb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!controller/proto/northbound.proto\x12\rmasquepifo.v1\"\x07\n\x05\x45mpty\"e\n\x0fOpenFlowRequest\x12\x13\n\x0b\x63lient_addr\x18\x01 \x01(\t\x12\x13\n\x0b\x63lient_port\x18\x02 \x01(\r\x12\x13\n\x0btarget_addr\x18\x03 \x01(\t\x12\x13\n\x0btarget_port\x18\x04 \x01(\r\"\xbd\x01\n\x04\x46low\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\r\x12\x13\n\x0b\x63lient_addr\x18\x02 \x01(\t\x12\x13\n\x0b\x63lient_port\x18\x03 \x01(\r\x12\x13\n\x0btarget_addr\x18\x04 \x01(\t\x12\x13\n\x0btarget_port\x18\x05 \x01(\r\x12\x15\n\rfastpath_addr\x18\x06 \x01(\t\x12\x15\n\rfastpath_port\x18\x07 \x01(\r\x12\x12\n\nproxy_port\x18\x08 \x01(\r\x12\x0e\n\x06\x63lient\x18\t \x01(\t\"\x1a\n\x07\x46lowRef\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\r\".\n\x08\x46lowList\x12\"\n\x05\x66lows\x18\x01 \x03(\x0b\x32\x13.masquepifo.v1.Flow\"a\n\tStreamKey\x12\x10\n\x08src_addr\x18\x01 \x01(\t\x12\x10\n\x08\x64st_addr\x18\x02 \x01(\t\x12\x10\n\x08src_port\x18\x03 \x01(\r\x12\x10\n\x08\x64st_port\x18\x04 \x01(\r\x12\x0c\n\x04\x64scp\x18\x05 \x01(\x05\"\xad\x01\n\x06Stream\x12%\n\x03key\x18\x01 \x01(\x0b\x32\x18.masquepifo.v1.StreamKey\x12\x12\n\x08priority\x18\x02 \x01(\rH\x00\x12\x15\n\x0b\x64\x65\x61\x64line_ms\x18\x03 \x01(\rH\x00\x12\x17\n\rtraffic_class\x18\x04 \x01(\tH\x00\x12\x0c\n\x04rank\x18\x05 \x01(\r\x12\x0f\n\x07\x63lamped\x18\x06 \x01(\x08\x12\x0e\n\x06\x63lient\x18\x07 \x01(\tB\t\n\x07urgency\"4\n\nStreamList\x12&\n\x07streams\x18\x01 \x03(\x0b\x32\x15.masquepifo.v1.Stream\"\x8e\x02\n\x0bQuicMapping\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\x10\n\x08src_addr\x18\x02 \x01(\t\x12\x10\n\x08src_port\x18\x03 \x01(\r\x12\x10\n\x08\x64st_addr\x18\x04 \x01(\t\x12\x10\n\x08\x64st_port\x18\x05 \x01(\r\x12\x0c\n\x04\x64\x63id\x18\x06 \x01(\x0c\x12\x14\n\x0cout_src_addr\x18\x07 \x01(\t\x12\x14\n\x0cout_src_port\x18\x08 \x01(\r\x12\x14\n\x0cout_dst_addr\x18\t \x01(\t\x12\x14\n\x0cout_dst_port\x18\n \x01(\r\x12\x10\n\x08new_dcid\x18\x0b \x01(\x0c\x12\x0c\n\x04rank\x18\x0c \x01(\r\x12\x0e\n\x06tunnel\x18\r \x01(\t\x12\x0e\n\x06\x63lient\x18\x0e \x01(\t\"?\n\x0fQuicMappingList\x12,\n\x08mappings\x18\x01 \x03(\x0b\x32\x1a.masquepifo.v1.QuicMapping\"i\n\tSchedMode\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x16\n\tburst_pct\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0bqueue_depth\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\x0c\n\n_burst_pctB\x0e\n\x0c_queue_depth\"Z\n\x0c\x43ounterValue\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\r\n\x05label\x18\x03 \x01(\t\x12\x0f\n\x07packets\x18\x04 \x01(\x04\x12\r\n\x05\x62ytes\x18\x05 \x01(\x04\"\xde\x01\n\x0bSwitchStats\x12\x0e\n\x06switch\x18\x01 \x01(\t\x12\x11\n\tconnected\x18\x02 \x01(\x08\x12\x12\n\nsched_mode\x18\x03 \x01(\t\x12-\n\x08\x63ounters\x18\x04 \x03(\x0b\x32\x1b.masquepifo.v1.CounterValue\x12\x15\n\rsppifo_bounds\x18\x05 \x03(\r\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x1c\n\x14last_restore_seconds\x18\x07 \x01(\x01\x12\x11\n\tburst_pct\x18\x08 \x01(\r\x12\x13\n\x0bqueue_depth\x18\t \x01(\r\"5\n\x05Stats\x12,\n\x08switches\x18\x01 \x03(\x0b\x32\x1a.masquepifo.v1.SwitchStats\"\x18\n\x08TableRef\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1e\n\x0eTableEntryText\x12\x0c\n\x04text\x18\x01 \x01(\t\";\n\tTableDump\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.masquepifo.v1.TableEntryText2\x9b\x06\n\nController\x12?\n\x08OpenFlow\x12\x1e.masquepifo.v1.OpenFlowRequest\x1a\x13.masquepifo.v1.Flow\x12\x39\n\tCloseFlow\x12\x16.masquepifo.v1.FlowRef\x1a\x14.masquepifo.v1.Empty\x12:\n\tListFlows\x12\x14.masquepifo.v1.Empty\x1a\x17.masquepifo.v1.FlowList\x12>\n\x0eRegisterStream\x12\x15.masquepifo.v1.Stream\x1a\x15.masquepifo.v1.Stream\x12>\n\x0cRemoveStream\x12\x18.masquepifo.v1.StreamKey\x1a\x14.masquepifo.v1.Empty\x12>\n\x0bListStreams\x12\x14.masquepifo.v1.Empty\x1a\x19.masquepifo.v1.StreamList\x12L\n\x12InstallQuicMapping\x12\x1a.masquepifo.v1.QuicMapping\x1a\x1a.masquepifo.v1.QuicMapping\x12\x45\n\x11RemoveQuicMapping\x12\x1a.masquepifo.v1.QuicMapping\x1a\x14.masquepifo.v1.Empty\x12H\n\x10ListQuicMappings\x12\x14.masquepifo.v1.Empty\x1a\x1e.masquepifo.v1.QuicMappingList\x12>\n\x0cSetSchedMode\x12\x18.masquepifo.v1.SchedMode\x1a\x14.masquepifo.v1.Empty\x12\x36\n\x08GetStats\x12\x14.masquepifo.v1.Empty\x1a\x14.masquepifo.v1.Stats\x12>\n\tDumpTable\x12\x17.masquepifo.v1.TableRef\x1a\x18.masquepifo.v1.TableDumpb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,20 +47,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAM']._serialized_end=705
   _globals['_STREAMLIST']._serialized_start=707
   _globals['_STREAMLIST']._serialized_end=759
-  _globals['_SCHEDMODE']._serialized_start=761
-  _globals['_SCHEDMODE']._serialized_end=786
-  _globals['_COUNTERVALUE']._serialized_start=788
-  _globals['_COUNTERVALUE']._serialized_end=878
-  _globals['_SWITCHSTATS']._serialized_start=881
-  _globals['_SWITCHSTATS']._serialized_end=1063
-  _globals['_STATS']._serialized_start=1065
-  _globals['_STATS']._serialized_end=1118
-  _globals['_TABLEREF']._serialized_start=1120
-  _globals['_TABLEREF']._serialized_end=1144
-  _globals['_TABLEENTRYTEXT']._serialized_start=1146
-  _globals['_TABLEENTRYTEXT']._serialized_end=1176
-  _globals['_TABLEDUMP']._serialized_start=1178
-  _globals['_TABLEDUMP']._serialized_end=1237
-  _globals['_CONTROLLER']._serialized_start=1240
-  _globals['_CONTROLLER']._serialized_end=1812
+  _globals['_QUICMAPPING']._serialized_start=762
+  _globals['_QUICMAPPING']._serialized_end=1032
+  _globals['_QUICMAPPINGLIST']._serialized_start=1034
+  _globals['_QUICMAPPINGLIST']._serialized_end=1097
+  _globals['_SCHEDMODE']._serialized_start=1099
+  _globals['_SCHEDMODE']._serialized_end=1204
+  _globals['_COUNTERVALUE']._serialized_start=1206
+  _globals['_COUNTERVALUE']._serialized_end=1296
+  _globals['_SWITCHSTATS']._serialized_start=1299
+  _globals['_SWITCHSTATS']._serialized_end=1521
+  _globals['_STATS']._serialized_start=1523
+  _globals['_STATS']._serialized_end=1576
+  _globals['_TABLEREF']._serialized_start=1578
+  _globals['_TABLEREF']._serialized_end=1602
+  _globals['_TABLEENTRYTEXT']._serialized_start=1604
+  _globals['_TABLEENTRYTEXT']._serialized_end=1634
+  _globals['_TABLEDUMP']._serialized_start=1636
+  _globals['_TABLEDUMP']._serialized_end=1695
+  _globals['_CONTROLLER']._serialized_start=1698
+  _globals['_CONTROLLER']._serialized_end=2493
 # @@protoc_insertion_point(module_scope)

@@ -94,11 +94,53 @@ class StreamList(_message.Message):
     streams: _containers.RepeatedCompositeFieldContainer[Stream]
     def __init__(self, streams: _Optional[_Iterable[_Union[Stream, _Mapping]]] = ...) -> None: ...
 
+class QuicMapping(_message.Message):
+    __slots__ = ("direction", "src_addr", "src_port", "dst_addr", "dst_port", "dcid", "out_src_addr", "out_src_port", "out_dst_addr", "out_dst_port", "new_dcid", "rank", "tunnel", "client")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    SRC_PORT_FIELD_NUMBER: _ClassVar[int]
+    DST_ADDR_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_FIELD_NUMBER: _ClassVar[int]
+    DCID_FIELD_NUMBER: _ClassVar[int]
+    OUT_SRC_ADDR_FIELD_NUMBER: _ClassVar[int]
+    OUT_SRC_PORT_FIELD_NUMBER: _ClassVar[int]
+    OUT_DST_ADDR_FIELD_NUMBER: _ClassVar[int]
+    OUT_DST_PORT_FIELD_NUMBER: _ClassVar[int]
+    NEW_DCID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    TUNNEL_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    direction: str
+    src_addr: str
+    src_port: int
+    dst_addr: str
+    dst_port: int
+    dcid: bytes
+    out_src_addr: str
+    out_src_port: int
+    out_dst_addr: str
+    out_dst_port: int
+    new_dcid: bytes
+    rank: int
+    tunnel: str
+    client: str
+    def __init__(self, direction: _Optional[str] = ..., src_addr: _Optional[str] = ..., src_port: _Optional[int] = ..., dst_addr: _Optional[str] = ..., dst_port: _Optional[int] = ..., dcid: _Optional[bytes] = ..., out_src_addr: _Optional[str] = ..., out_src_port: _Optional[int] = ..., out_dst_addr: _Optional[str] = ..., out_dst_port: _Optional[int] = ..., new_dcid: _Optional[bytes] = ..., rank: _Optional[int] = ..., tunnel: _Optional[str] = ..., client: _Optional[str] = ...) -> None: ...
+
+class QuicMappingList(_message.Message):
+    __slots__ = ("mappings",)
+    MAPPINGS_FIELD_NUMBER: _ClassVar[int]
+    mappings: _containers.RepeatedCompositeFieldContainer[QuicMapping]
+    def __init__(self, mappings: _Optional[_Iterable[_Union[QuicMapping, _Mapping]]] = ...) -> None: ...
+
 class SchedMode(_message.Message):
-    __slots__ = ("mode",)
+    __slots__ = ("mode", "burst_pct", "queue_depth")
     MODE_FIELD_NUMBER: _ClassVar[int]
+    BURST_PCT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     mode: str
-    def __init__(self, mode: _Optional[str] = ...) -> None: ...
+    burst_pct: int
+    queue_depth: int
+    def __init__(self, mode: _Optional[str] = ..., burst_pct: _Optional[int] = ..., queue_depth: _Optional[int] = ...) -> None: ...
 
 class CounterValue(_message.Message):
     __slots__ = ("name", "index", "label", "packets", "bytes")
@@ -115,7 +157,7 @@ class CounterValue(_message.Message):
     def __init__(self, name: _Optional[str] = ..., index: _Optional[int] = ..., label: _Optional[str] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class SwitchStats(_message.Message):
-    __slots__ = ("switch", "connected", "sched_mode", "counters", "sppifo_bounds", "note", "last_restore_seconds")
+    __slots__ = ("switch", "connected", "sched_mode", "counters", "sppifo_bounds", "note", "last_restore_seconds", "burst_pct", "queue_depth")
     SWITCH_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     SCHED_MODE_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +165,8 @@ class SwitchStats(_message.Message):
     SPPIFO_BOUNDS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     LAST_RESTORE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BURST_PCT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     switch: str
     connected: bool
     sched_mode: str
@@ -130,7 +174,9 @@ class SwitchStats(_message.Message):
     sppifo_bounds: _containers.RepeatedScalarFieldContainer[int]
     note: str
     last_restore_seconds: float
-    def __init__(self, switch: _Optional[str] = ..., connected: bool = ..., sched_mode: _Optional[str] = ..., counters: _Optional[_Iterable[_Union[CounterValue, _Mapping]]] = ..., sppifo_bounds: _Optional[_Iterable[int]] = ..., note: _Optional[str] = ..., last_restore_seconds: _Optional[float] = ...) -> None: ...
+    burst_pct: int
+    queue_depth: int
+    def __init__(self, switch: _Optional[str] = ..., connected: bool = ..., sched_mode: _Optional[str] = ..., counters: _Optional[_Iterable[_Union[CounterValue, _Mapping]]] = ..., sppifo_bounds: _Optional[_Iterable[int]] = ..., note: _Optional[str] = ..., last_restore_seconds: _Optional[float] = ..., burst_pct: _Optional[int] = ..., queue_depth: _Optional[int] = ...) -> None: ...
 
 class Stats(_message.Message):
     __slots__ = ("switches",)

@@ -64,6 +64,21 @@ class ControllerStub(object):
                 request_serializer=controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
                 response_deserializer=controller_dot_proto_dot_northbound__pb2.StreamList.FromString,
                 _registered_method=True)
+        self.InstallQuicMapping = channel.unary_unary(
+                '/masquepifo.v1.Controller/InstallQuicMapping',
+                request_serializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
+                response_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.FromString,
+                _registered_method=True)
+        self.RemoveQuicMapping = channel.unary_unary(
+                '/masquepifo.v1.Controller/RemoveQuicMapping',
+                request_serializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
+                response_deserializer=controller_dot_proto_dot_northbound__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListQuicMappings = channel.unary_unary(
+                '/masquepifo.v1.Controller/ListQuicMappings',
+                request_serializer=controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
+                response_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMappingList.FromString,
+                _registered_method=True)
         self.SetSchedMode = channel.unary_unary(
                 '/masquepifo.v1.Controller/SetSchedMode',
                 request_serializer=controller_dot_proto_dot_northbound__pb2.SchedMode.SerializeToString,
@@ -123,6 +138,27 @@ class ControllerServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InstallQuicMapping(self, request, context):
+        """Forwarded mode of QUIC-aware proxying (draft-ietf-masque-quic-proxy-06): proxies
+        (clients with proxy = true) install the connection-ID mappings the switch applies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveQuicMapping(self, request, context):
+        """by its match: addresses, ports, dcid
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuicMappings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetSchedMode(self, request, context):
         """Operator only.
         """
@@ -174,6 +210,21 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.ListStreams,
                     request_deserializer=controller_dot_proto_dot_northbound__pb2.Empty.FromString,
                     response_serializer=controller_dot_proto_dot_northbound__pb2.StreamList.SerializeToString,
+            ),
+            'InstallQuicMapping': grpc.unary_unary_rpc_method_handler(
+                    servicer.InstallQuicMapping,
+                    request_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.FromString,
+                    response_serializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
+            ),
+            'RemoveQuicMapping': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveQuicMapping,
+                    request_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.FromString,
+                    response_serializer=controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
+            ),
+            'ListQuicMappings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuicMappings,
+                    request_deserializer=controller_dot_proto_dot_northbound__pb2.Empty.FromString,
+                    response_serializer=controller_dot_proto_dot_northbound__pb2.QuicMappingList.SerializeToString,
             ),
             'SetSchedMode': grpc.unary_unary_rpc_method_handler(
                     servicer.SetSchedMode,
@@ -353,6 +404,87 @@ class Controller(object):
             '/masquepifo.v1.Controller/ListStreams',
             controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
             controller_dot_proto_dot_northbound__pb2.StreamList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InstallQuicMapping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masquepifo.v1.Controller/InstallQuicMapping',
+            controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
+            controller_dot_proto_dot_northbound__pb2.QuicMapping.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveQuicMapping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masquepifo.v1.Controller/RemoveQuicMapping',
+            controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
+            controller_dot_proto_dot_northbound__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuicMappings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masquepifo.v1.Controller/ListQuicMappings',
+            controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
+            controller_dot_proto_dot_northbound__pb2.QuicMappingList.FromString,
             options,
             channel_credentials,
             insecure,

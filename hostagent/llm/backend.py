@@ -22,10 +22,10 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import QuicEvent, StreamDataReceived, StreamReset
 
+from clikit import run_until_signalled, setup_logging
+from clikit.args import parse_host_port
 from hostagent.certs import credential_files
-from hostagent.daemon import run_until_signalled, setup_logging
 from hostagent.llm.wire import HEADER_SIZE, MalformedRequest, RequestHeader
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import (
     SCHEDULERS,
     ScheduledQuicConnection,

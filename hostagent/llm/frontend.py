@@ -31,10 +31,10 @@ from aioquic.asyncio import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
 
+from clikit.args import parse_host_port
 from hostagent.llm.backend import quic_configuration
 from hostagent.llm.wire import HEADER_SIZE, request_bytes
 from hostagent.llm.workload import Request, request_mix
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import (
     SCHEDULERS,
     ScheduledQuicConnection,

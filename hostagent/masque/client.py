@@ -18,8 +18,9 @@ DATAGRAM frames; used only when the proxy negotiated SETTINGS_H3_DATAGRAM, else
 the tunnel falls back to stream mode) and ``stream`` (DATAGRAM capsules on the
 request stream, so tunnel traffic is reliable, ordered and scheduled by the outer
 stream scheduler). The choice is sent in the ``masque-mode`` request header and
-the proxy confirms it in the response; a packet too large for one DATAGRAM frame
-goes as a capsule in either mode.
+the proxy confirms it in the response. In datagram mode a packet too large for one
+DATAGRAM frame is dropped and counted (`too_large`), as both ends do (RFC 9298
+section 7.1); the proxy still accepts capsules in either mode (RFC 9297 section 3.5).
 
 Fast path: with ``fastpath=True`` the client binds a UDP socket (the source it
 declares in ``masque-fastpath-source``) before asking; when the proxy answers
@@ -29,6 +30,13 @@ the switch, and shims coming back are unwrapped and delivered as if the proxy
 had relayed them. The request stream stays open: closing it closes the flow, and
 anything the proxy still relays on it is delivered too. Otherwise the tunnel
 stays on the slow path and `fastpath_reason` says why.
+
+Forwarded mode (draft-ietf-masque-quic-proxy-06): with ``quic_forwarding=True``
+`open_udp` asks for it (``Proxy-QUIC-Forwarding``, identity transform); if the
+proxy agrees, the inner connection's connection IDs are registered as they appear
+and retire, and its short-header packets with a target VCID leave on the outer
+connection's 4-tuple instead of the tunnel (`client_forwarding`). Anything else,
+and any refusal, stays in the tunnel.
 
 An inner QUIC connection is a sans-I/O aioquic connection pumped by hand
 (`datagrams_to_send`, `get_timer`/`handle_timer`, `receive_datagram`) and
@@ -60,13 +68,19 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
+from hostagent.masque.client_forwarding import ClientVcidIndex, TunnelForwardingClient
 from hostagent.masque.fastpath import (
     FastPathCounters,
     FastPathSocket,
     format_dscp_map,
     local_address_towards,
 )
-from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.h3 import (
+    MasqueH3Connection,
+    datagram_fits,
+    datagram_queue_full,
+    outer_configuration,
+)
 from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.proxy import (
     FASTPATH_ADDRESS_HEADER,
@@ -80,6 +94,13 @@ from hostagent.masque.proxy import (
     MODES,
     RANK_HEADER,
 )
+from hostagent.masque.quic_proxy import (
+    ProtocolViolation,
+    TransformNotOffered,
+    client_interpret,
+    client_request_headers,
+)
+from hostagent.masque.quic_proxy_wire import DRAFT, CapsuleError, is_cid_capsule
 from hostagent.masque.target import ECHO_ALPN, echo_configuration
 from hostagent.masque.wire import (
     CAPSULE_DATAGRAM,
@@ -100,6 +121,11 @@ log = logging.getLogger("mp-client")
 
 #: The address every inner connection is "connected" to (not an IP address on purpose).
 PLACEHOLDER_ADDR = ("masque-tunnel", 0)
+#: Seconds between the outer connection's PINGs while a tunnel is in forwarded mode: the
+#: outer connection may carry nothing else then, and a PING both keeps it alive (the
+#: draft's advice) and shows the proxy a new client path after a NAT rebinding, so
+#: that its forwarding rules follow within about this long.
+FORWARDING_KEEPALIVE = 1.0
 #: Response header with the granted flow id (the other fast-path headers: proxy.py).
 FASTPATH_RESPONSE_HEADER = FASTPATH_FLOW_HEADER
 
@@ -129,12 +155,57 @@ class _ClientProtocol(OuterProtocol):
         self.responses: dict[int, asyncio.Future[tuple[dict[bytes, bytes], bool]]] = {}
         self.tunnels: dict[int, UdpTunnel] = {}
         self._kick_pending = False
+        #: forwarded mode: client VCIDs of every tunnel, to recognise forwarded packets
+        self.vcid_index = ClientVcidIndex()
+        self._keepalive: asyncio.Task[None] | None = None
+
+    def start_keepalive(self) -> None:
+        """PING the proxy every FORWARDING_KEEPALIVE s while a tunnel is in forwarded mode."""
+        if self._keepalive is None or self._keepalive.done():
+            self._keepalive = asyncio.ensure_future(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        uid = 0
+        while not self.terminated.is_set():
+            await asyncio.sleep(FORWARDING_KEEPALIVE)
+            if not any(t.forwarding for t in self.tunnels.values()):
+                return
+            uid += 1
+            self._quic.send_ping(uid)
+            self.transmit()
+
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        """Forwarded packets (a client VCID, from the proxy) go to their inner connection;
+        everything else to the outer QUIC connection."""
+        if len(self.vcid_index) and isinstance(data, bytes) and self._from_proxy(addr):
+            hit = self.vcid_index.match(data)
+            if hit is not None:
+                tunnel, packet = hit
+                self.note_forwarded_activity()
+                tunnel._forwarded_in(packet)
+                return
+        super().datagram_received(data, addr)
+
+    def _from_proxy(self, addr: Any) -> bool:
+        paths = self._quic._network_paths
+        return bool(paths) and tuple(addr[:2]) == tuple(paths[0].addr[:2])
+
+    def send_forwarded(self, packet: bytes) -> None:
+        """Send a forwarded-mode packet on the outer connection's own 4-tuple."""
+        paths = self._quic._network_paths
+        if paths and self._transport is not None:
+            self._transport.sendto(packet, paths[0].addr)
+
+    def outer_cids(self) -> list[bytes]:
+        """The client's connection IDs on the outer connection (the proxy's DCIDs to us)."""
+        return [c.cid for c in self._quic._host_cids]
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, StreamReset):
             tunnel = self.tunnels.get(event.stream_id)
             if tunnel is not None:
-                tunnel._closed_by_peer("the proxy reset the stream")
+                tunnel._closed_by_peer(f"the proxy reset the stream "
+                                       f"(error {event.error_code:#x})")
         for h3_event in self.h3.handle_event(event):
             self._h3_event(h3_event)
         if self.h3.settings_received and not self.settings.is_set():
@@ -142,6 +213,8 @@ class _ClientProtocol(OuterProtocol):
         if isinstance(event, ConnectionTerminated):
             self.terminated.set()
             self.settings.set()
+            if self._keepalive is not None:
+                self._keepalive.cancel()
             for fut in self.responses.values():
                 if not fut.done():
                     fut.set_exception(MasqueError(f"connection closed: {event.reason_phrase}"))
@@ -189,10 +262,17 @@ class UdpTunnel:
         self.on_receive: Callable[[bytes], None] | None = None
         self.closed = asyncio.Event()
         self.close_reason = ""
-        self.sent = self.received = self.sent_as_capsules = self.dropped_context = 0
+        self.sent = self.received = self.too_large = self.queue_full = 0
+        self.dropped_context = 0
         self._queue: deque[bytes] = deque()
         self._ready = asyncio.Event()
         self._parser = CapsuleParser()
+        #: forwarded mode (draft-ietf-masque-quic-proxy), when the proxy agreed to it
+        self.quic_proxy: TunnelForwardingClient | None = None
+        #: why the tunnel is not in forwarded mode ("" when it is, or was not asked for)
+        self.quic_forwarding_reason = ""
+        #: the draft's capsules that came before the response was read
+        self._early_cid_capsules: list[tuple[int, bytes]] | None = None
 
     def __repr__(self) -> str:
         return f"<UdpTunnel #{self.stream_id} {self.host}:{self.port} {self.mode}>"
@@ -208,13 +288,90 @@ class UdpTunnel:
         return self._fastpath.counters if self._fastpath is not None else FastPathCounters()
 
     def counters(self) -> dict[str, int]:
-        """Every counter of the tunnel: the slow path's and the fast path's (``fp_``)."""
+        """Every counter of the tunnel: the slow path's, the fast path's (``fp_``) and
+        forwarded mode's (``fwd_``)."""
+        fwd_received = self.quic_proxy.counters.received if self.quic_proxy else 0
         out = {"sent": self.sent, "received": self.received,
-               "sent_as_capsules": self.sent_as_capsules,
+               "too_large": self.too_large, "queue_full": self.queue_full,
                "dropped_context": self.dropped_context,
-               "via_proxy": self.received - self.fastpath_counters.received}
+               "via_proxy": self.received - self.fastpath_counters.received - fwd_received}
         out.update({f"fp_{k}": v for k, v in vars(self.fastpath_counters).items()})
+        if self.quic_proxy is not None:
+            out.update({f"fwd_{k}": v for k, v in vars(self.quic_proxy.counters).items()
+                        if isinstance(v, int)})
         return out
+
+    @property
+    def forwarding(self) -> bool:
+        """Whether the proxy agreed to forwarded mode for this tunnel."""
+        return self.quic_proxy is not None and self.quic_proxy.outcome.forwarding
+
+    def send_inner(self, packet: bytes, priority: int | None = None) -> None:
+        """Send an inner QUIC packet: forwarded when it has a target VCID, else tunnelled."""
+        if self.quic_proxy is not None and not self.closed.is_set():
+            forwarded = self.quic_proxy.outgoing(packet)
+            if forwarded is not None:
+                self.sent += 1
+                self.client._proto.send_forwarded(forwarded)
+                return
+        self.send(packet, priority)
+
+    def _forwarded_in(self, packet: bytes) -> None:
+        if self.quic_proxy is not None:
+            self.quic_proxy.received(packet)
+        self._deliver(packet)
+
+    def _send_capsule(self, capsule: bytes) -> None:
+        proto = self.client._proto
+        try:
+            proto.h3.send_data(self.stream_id, capsule, end_stream=False)
+        except Exception as exc:  # noqa: BLE001 - the proxy stopped or reset the stream
+            self._closed_by_peer(f"cannot send on the stream: {exc}")
+            return
+        proto.kick()
+
+    def _start_forwarding(self, answer: dict[bytes, bytes]) -> None:
+        """Read the proxy's answer to Proxy-QUIC-Forwarding; TransformNotOffered aborts."""
+        early, self._early_cid_capsules = self._early_cid_capsules or [], None
+        outcome = client_interpret(answer)
+        if not outcome.forwarding:
+            self.quic_forwarding_reason = outcome.reason
+            log.info("tunnel %s:%d: forwarded mode refused, tunnelled: %s", self.host,
+                     self.port, outcome.reason)
+            return
+        proto = self.client._proto
+        self.quic_proxy = TunnelForwardingClient(
+            self, outcome, send_capsule=self._send_capsule, index=proto.vcid_index,
+            outer_cids=proto.outer_cids)
+        log.info("tunnel %s:%d: forwarded mode (%s, transform %s)", self.host, self.port,
+                 DRAFT, outcome.transform)
+        proto.start_keepalive()
+        for capsule_type, value in early:
+            if not self._cid_capsule(capsule_type, value):
+                return
+
+    def _cid_capsule(self, capsule_type: int, value: bytes) -> bool:
+        """Hand a capsule of the draft to forwarded mode; False if the stream was reset."""
+        if self._early_cid_capsules is not None:
+            self._early_cid_capsules.append((capsule_type, value))
+            return True
+        if self.quic_proxy is None:
+            return True  # not negotiated: an unknown capsule, ignored (RFC 9297)
+        try:
+            self.quic_proxy.capsule(capsule_type, value)
+        except (CapsuleError, ProtocolViolation) as exc:
+            code = exc.error_code if isinstance(exc, ProtocolViolation) else 0x33
+            self._reset(f"{DRAFT}: {exc}", code)
+            return False
+        return True
+
+    def _reset(self, reason: str, error_code: int) -> None:
+        proto = self.client._proto
+        with contextlib.suppress(Exception):
+            proto._quic.reset_stream(self.stream_id, error_code)
+            proto._quic.stop_stream(self.stream_id, error_code)
+        self._closed_by_peer(reason)
+        proto.kick()
 
     def _dscp_for(self, priority: int | None) -> int | None:
         """The DSCP of the most urgent declared level at or after `priority`."""
@@ -238,12 +395,17 @@ class UdpTunnel:
             return
         proto = self.client._proto
         http_payload = encode_udp_payload(payload)
-        if (self.mode == "datagram" and proto.h3.peer_datagrams
-                and datagram_fits(proto._quic, len(http_payload), self.stream_id)):
+        if self.mode == "datagram" and proto.h3.peer_datagrams:
+            if not datagram_fits(proto._quic, len(http_payload), self.stream_id):
+                # RFC 9298 section 7.1: dropped like a UDP packet over the path MTU, not
+                # carried reliably in a capsule (which masque-go's proxy would drop anyway)
+                self.too_large += 1
+                return
+            if datagram_queue_full(proto._quic):  # a bounded queue, as at the proxy
+                self.queue_full += 1
+                return
             proto.h3.send_datagram(self.stream_id, http_payload)
         else:
-            if self.mode == "datagram":
-                self.sent_as_capsules += 1
             try:
                 proto.h3.send_data(self.stream_id, encode_datagram_capsule(payload),
                                    end_stream=False)
@@ -260,6 +422,8 @@ class UdpTunnel:
         self.close_reason = "closed by the client"
         self.closed.set()
         self._stop_fastpath()
+        if self.quic_proxy is not None:
+            self.quic_proxy.close()
         proto = self.client._proto
         with contextlib.suppress(Exception):
             proto.h3.send_data(self.stream_id, b"", end_stream=True)
@@ -311,6 +475,8 @@ class UdpTunnel:
         for capsule_type, value in capsules:
             if capsule_type == CAPSULE_DATAGRAM:
                 self._http_datagram(value)
+            elif is_cid_capsule(capsule_type) and not self._cid_capsule(capsule_type, value):
+                return
         if ended:
             self._closed_by_peer("the proxy ended the stream")
             with contextlib.suppress(Exception):
@@ -322,6 +488,8 @@ class UdpTunnel:
             self.close_reason = reason
             self.closed.set()
         self._stop_fastpath()
+        if self.quic_proxy is not None:
+            self.quic_proxy.close()
         self.client._proto.tunnels.pop(self.stream_id, None)
 
     def _stop_fastpath(self) -> None:
@@ -427,8 +595,12 @@ class InnerConnection:
         # each packet is tagged for the most urgent stream still open (an approximation:
         # a packet may carry frames of several streams and acknowledgements)
         urgent = min(self._priorities.values(), default=None)
+        forwarding = self.tunnel.quic_proxy
+        if forwarding is not None:
+            # register new connection IDs before the packets announcing them leave
+            forwarding.sync(self.quic)
         for data, _addr in self.quic.datagrams_to_send(now=self._loop.time()):
-            self.tunnel.send(data, urgent)
+            self.tunnel.send_inner(data, urgent)
         at = self.quic.get_timer()
         if at != self._timer_at:
             if self._timer is not None:
@@ -574,6 +746,8 @@ class MasqueClient:
         if self._proto_ is not None:
             for tunnel in list(self._proto_.tunnels.values()):
                 tunnel.close()
+            if self._proto_._keepalive is not None:
+                self._proto_._keepalive.cancel()
         if self._stack is not None:
             stack, self._stack = self._stack, None
             with contextlib.suppress(Exception):
@@ -583,6 +757,7 @@ class MasqueClient:
                        meta: StreamMeta | None = None, fastpath: bool = False,
                        fastpath_source: tuple[str, int] | None = None,
                        fastpath_dscp: dict[int, int] | None = None,
+                       quic_forwarding: bool = False,
                        timeout: float = 10.0) -> UdpTunnel:
         """Open a CONNECT-UDP tunnel to host:port; TunnelRefused on a non-2xx answer.
 
@@ -591,7 +766,9 @@ class MasqueClient:
         asks for the switch fast path, with shims sent from `fastpath_source`
         (default: this host's address towards the proxy, a free port);
         `fastpath_dscp` maps inner-stream priority levels to the DSCP tags the
-        packets carry, which the proxy registers with the controller.
+        packets carry, which the proxy registers with the controller;
+        `quic_forwarding` asks for forwarded mode (draft-ietf-masque-quic-proxy) for
+        an inner QUIC connection: refused, the tunnel simply stays tunnelled.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -625,11 +802,15 @@ class MasqueClient:
                                 f"{fp_socket.source[0]}:{fp_socket.source[1]}".encode()))
                 if fastpath_dscp:
                     headers.append((FASTPATH_DSCP_HEADER, format_dscp_map(fastpath_dscp)))
+        if quic_forwarding:
+            headers += client_request_headers()
         stream_id = proto.connection.open_stream(meta)
         fut: asyncio.Future[tuple[dict[bytes, bytes], bool]] = (
             asyncio.get_running_loop().create_future())
         proto.responses[stream_id] = fut
         tunnel = UdpTunnel(self, stream_id, host, port, mode, meta)
+        if quic_forwarding:
+            tunnel._early_cid_capsules = []
         tunnel._fastpath = fp_socket
         tunnel.fastpath_dscp = dict(fastpath_dscp or {})
         proto.tunnels[stream_id] = tunnel
@@ -659,4 +840,10 @@ class MasqueClient:
             tunnel.mode = confirmed
         if fastpath:
             tunnel._fastpath_answer(answer)
+        if quic_forwarding:
+            try:
+                tunnel._start_forwarding(answer)
+            except TransformNotOffered as exc:  # the draft: the client aborts the request
+                tunnel._reset(str(exc), 0x10C)  # H3_REQUEST_CANCELLED
+                raise MasqueError(f"{exc}: request aborted") from None
         return tunnel

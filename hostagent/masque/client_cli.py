@@ -9,12 +9,12 @@ import statistics
 import sys
 import time
 
-from hostagent.daemon import setup_logging
+from clikit import setup_logging
+from clikit.args import parse_host_port
 from hostagent.masque.client import MasqueClient, MasqueError, TunnelRefused, UdpTunnel
 from hostagent.masque.proxy import MODES
 from hostagent.masque.target import ECHO_ALPN
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS, StreamMeta
 
 
@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rank of the tunnels (outer StreamMeta priority; 0 first)")
     parser.add_argument("--fastpath", action="store_true",
                         help="ask the proxy for the switch fast path (masque-fastpath: ?1)")
+    parser.add_argument("--quic-forwarding", action="store_true",
+                        help="ask for forwarded mode of QUIC-aware proxying (draft-ietf-masque-"
+                        "quic-proxy-06, identity transform) for the inner QUIC connections; "
+                        "refused, a tunnel stays tunnelled (needs --protocol quic)")
     parser.add_argument("--template", default=DEFAULT_TEMPLATE_PATH, metavar="PATH",
                         help=f"URI Template path of the proxy (default {DEFAULT_TEMPLATE_PATH})")
     parser.add_argument("--timeout", type=float, default=10.0,
@@ -83,6 +87,13 @@ async def _exchange(tunnel: UdpTunnel, protocol: str, count: int, size: int,
     return rtts
 
 
+def _forwarded_summary(tunnel: UdpTunnel) -> str:
+    """Forwarded and tunnelled packet counts of a tunnel in forwarded mode."""
+    c = tunnel.counters()
+    return (f"forwarded sent {c.get('fwd_sent', 0)} received {c.get('fwd_received', 0)}, "
+            f"tunnelled sent {c['sent'] - c.get('fwd_sent', 0)} received {c['via_proxy']}")
+
+
 async def run(args: argparse.Namespace, proxy: tuple[str, int],
               targets: list[tuple[str, int]]) -> int:
     """Open the tunnels, run the exchanges, print one line per tunnel; the exit code."""
@@ -104,7 +115,9 @@ async def run(args: argparse.Namespace, proxy: tuple[str, int],
             try:
                 tunnel = await client.open_udp(host, port, mode=args.mode,
                                                meta=StreamMeta(priority=args.priority),
-                                               fastpath=args.fastpath, timeout=args.timeout)
+                                               fastpath=args.fastpath,
+                                               quic_forwarding=args.quic_forwarding,
+                                               timeout=args.timeout)
             except (TunnelRefused, MasqueError, TimeoutError) as exc:
                 failures += 1
                 print(f"{host}:{port}: {exc or 'timed out'}")
@@ -124,6 +137,10 @@ async def run(args: argparse.Namespace, proxy: tuple[str, int],
                 return
             finally:
                 tunnel.close()
+            if args.quic_forwarding:
+                note += (f" forwarded mode: {_forwarded_summary(tunnel)}" if tunnel.forwarding
+                         else " forwarded mode refused, tunnelled "
+                         f"({tunnel.quic_forwarding_reason})")
             fp = tunnel.fastpath_counters
             fp_counts = (f" (shims sent {fp.sent}, received {fp.received}, malformed "
                          f"{fp.malformed}; via the proxy {tunnel.counters()['via_proxy']})"
@@ -150,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         TemplateMatcher(args.template)
     except (ValueError, WireError) as exc:
         parser.error(str(exc))
+    if args.quic_forwarding and args.protocol != "quic":
+        parser.error("--quic-forwarding needs --protocol quic (it forwards QUIC packets)")
     if args.tunnels < 1 or args.count < 1 or args.size < 4:
         parser.error("--tunnels and --count must be >= 1, --size >= 4")
     setup_logging(logging.DEBUG if args.verbose else logging.WARNING)

@@ -128,13 +128,15 @@ class ControllerFastPath:
     """The `FastPathHook` that opens and closes flows through the controller's northbound API.
 
     `address` is the controller's HOST:PORT; `token` an operator token of its
-    config (see the module docs). The gRPC channel is made on first use, inside
-    the proxy's event loop.
+    config (see the module docs); `tls` a clikit.tls.TlsFiles (None: plaintext).
+    The gRPC channel is made on first use, inside the proxy's event loop.
     """
 
-    def __init__(self, address: str, token: str, timeout: float = CONTROLLER_TIMEOUT) -> None:
+    def __init__(self, address: str, token: str, timeout: float = CONTROLLER_TIMEOUT,
+                 tls: Any = None) -> None:
         self.address = address
         self.token = token
+        self.tls = tls
         self.timeout = timeout
         self.granted: dict[int, GrantedFlow] = {}  # by flow id
         self.stats = {"granted": 0, "refused": 0, "unreachable": 0, "closed": 0,
@@ -145,16 +147,23 @@ class ControllerFastPath:
 
     def _client(self) -> Any:
         if self._stub is None:
-            import grpc  # noqa: PLC0415 - only a proxy with a controller needs gRPC
-
+            from clikit import tls as tls_mod  # noqa: PLC0415 - only with a controller
             from controller.proto import northbound_pb2_grpc as nb_grpc  # noqa: PLC0415
-            self._channel = grpc.aio.insecure_channel(self.address)
+            self._channel = tls_mod.aio_channel(self.address, self.tls or tls_mod.TlsFiles())
             self._stub = nb_grpc.ControllerStub(self._channel)
         return self._stub
 
     def _kw(self) -> dict[str, Any]:
         return {"metadata": (("authorization", f"Bearer {self.token}"),),
                 "timeout": self.timeout}
+
+    def stub(self) -> Any:
+        """The northbound stub (one channel for every call the proxy makes)."""
+        return self._client()
+
+    def call_options(self) -> dict[str, Any]:
+        """Token and timeout of a northbound call."""
+        return self._kw()
 
     # -- FastPathHook ----------------------------------------------------------------------
     async def request(self, tunnel: ProxyTunnel) -> Headers:

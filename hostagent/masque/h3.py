@@ -24,10 +24,13 @@ MAX_DATAGRAM_FRAME_SIZE = 65536
 #: Outer flow-control windows, so that tunnels are never window-bound.
 OUTER_MAX_DATA = 64 * 1024 * 1024
 OUTER_MAX_STREAM_DATA = 8 * 1024 * 1024
-#: Worst-case bytes a 1-RTT packet adds around a DATAGRAM frame's payload: first
-#: byte, a 20-byte connection ID, 4-byte packet number, frame type, 4-byte length,
-#: 16-byte AEAD tag, and room for an ACK frame sharing the packet.
-DATAGRAM_OVERHEAD = 1 + 20 + 4 + 1 + 4 + 16 + 24
+#: Worst-case bytes aioquic's 1-RTT packet adds around a DATAGRAM frame's payload
+#: when the frame starts a packet: first byte, the longest connection ID (20 bytes),
+#: aioquic's 2-byte packet number, frame type, 4-byte length, 16-byte AEAD tag. A frame
+#: that does not fit after an ACK waits for the next packet, so it only has to fit an
+#: empty one. (It was 70 with room for an ACK: 1280-byte UDP payloads, a usual QUIC
+#: packet size, then left as capsules, which masque-go drops; see docs/interop.md.)
+DATAGRAM_OVERHEAD = 1 + 20 + 2 + 1 + 4 + 16
 
 
 def outer_configuration(is_client: bool, *, datagrams: bool = True,
@@ -69,11 +72,26 @@ class MasqueH3Connection(H3Connection):
         return (self.received_settings or {}).get(SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1
 
 
+#: HTTP Datagrams one connection may have queued in aioquic before more are dropped.
+#: aioquic's queue has no bound: a proxy short of CPU or congestion window queued
+#: seconds of datagrams (600 ms round trips in benchmarks/bench_interop.py). 256 full
+#: packets are about what a default UDP socket buffer holds (a burst of an inner
+#: connection's window passes), and about 0.1 s at the rate the slow path carries.
+MAX_PENDING_DATAGRAMS = 256
+
+
+def datagram_queue_full(quic: QuicConnection) -> bool:
+    """Whether aioquic already holds MAX_PENDING_DATAGRAMS unsent HTTP Datagrams."""
+    return len(quic._datagrams_pending) >= MAX_PENDING_DATAGRAMS
+
+
 def datagram_fits(quic: QuicConnection, http_payload_len: int, stream_id: int) -> bool:
     """Whether an HTTP Datagram of this size fits one QUIC DATAGRAM frame in one packet.
 
     aioquic queues DATAGRAM frames without checking their size, and one that can
-    never fit a packet blocks every later one; callers send a DATAGRAM capsule instead.
+    never fit a packet blocks every later one; callers drop such a payload in
+    datagram mode (RFC 9298 section 7.1: not as a DATAGRAM capsule, which would
+    carry reliably what PMTU probing needs lost).
     """
     quarter = stream_id // 4
     frame_payload = http_payload_len + (1 if quarter < 64 else 2 if quarter < 16384 else 4)

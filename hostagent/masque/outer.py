@@ -8,6 +8,7 @@ full packets instead of one packet per tunnel write.
 from __future__ import annotations
 
 from aioquic.asyncio import QuicConnectionProtocol
+from aioquic.quic.connection import END_STATES
 
 from hostagent.schedulers import ScheduledQuicConnection
 
@@ -31,3 +32,14 @@ class OuterProtocol(QuicConnectionProtocol):
     def _kick_now(self) -> None:
         self._kick_pending = False
         self.transmit()
+
+    def note_forwarded_activity(self) -> None:
+        """A forwarded-mode packet passed: it counts as activity for the idle timeout.
+
+        draft-ietf-masque-quic-proxy: forwarded packets SHOULD restart the outer
+        connection's idle timer. aioquic has no API for it: push its deadline.
+        """
+        quic = self._quic
+        if (quic._close_at is not None and quic._state not in END_STATES
+                and not quic._close_pending):
+            quic._close_at = max(quic._close_at, self._loop.time() + quic._idle_timeout())

@@ -26,10 +26,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from clikit import setup_logging
+from clikit.args import parse_host_port
 from hostagent.masque.client import MasqueClient, MasqueError, TunnelRefused, UdpTunnel
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import StreamMeta
-from topologies.linkemu import parse_rate
+from netlab.linkemu import parse_rate
 
 #: flow index, sequence number, send time (monotonic seconds)
 STAMP = struct.Struct("!HId")
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("flow names must differ")
     if not 0 < args.seconds <= 600:
         parser.error("--seconds must be in (0, 600]")
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    setup_logging(logging.WARNING, fmt="%(name)s: %(message)s")
     try:
         result = asyncio.run(run_flows(proxy, target, flows, args.seconds,
                                        fastpath=args.fastpath, mode=args.mode,

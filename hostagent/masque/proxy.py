@@ -18,6 +18,12 @@ The default hook (`NoController`) leaves the tunnel on the slow path;
 `hostagent.masque.fastpath.ControllerFastPath` asks the controller's northbound
 API to install the flow in the switch. Either way the response says what
 happened (``masque-fastpath-status``), and a granted flow is closed with the tunnel.
+
+QUIC-aware proxying (draft-ietf-masque-quic-proxy-06, `hostagent.masque.quic_proxy`):
+a request with ``Proxy-QUIC-Forwarding`` exchanges connection-ID capsules; with
+`ProxySettings.quic_forwarding` the proxy negotiates forwarded mode (identity
+transform) and forwards short-header packets itself (`proxy_forwarding`), and
+installs the same rules in any extra `ForwardingTable` (a switch).
 """
 
 from __future__ import annotations
@@ -36,8 +42,6 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aioquic.asyncio import serve
-from aioquic.asyncio.server import QuicServer
 from aioquic.h3.connection import ErrorCode
 from aioquic.h3.events import DatagramReceived, DataReceived, H3Event, HeadersReceived
 from aioquic.quic.connection import QuicConnection
@@ -50,8 +54,35 @@ from aioquic.quic.events import (
 )
 
 from hostagent.certs import credential_files
-from hostagent.masque.h3 import MasqueH3Connection, datagram_fits, outer_configuration
+from hostagent.masque.forwarding import (
+    TO_TARGET,
+    ForwardingRule,
+    ForwardingTable,
+    FourTuple,
+    SoftwareForwarder,
+)
+from hostagent.masque.h3 import (
+    MasqueH3Connection,
+    datagram_fits,
+    datagram_queue_full,
+    outer_configuration,
+)
 from hostagent.masque.outer import OuterProtocol
+from hostagent.masque.proxy_forwarding import (
+    ForwardingQuicServer,
+    TunnelForwarding,
+    VcidAllocator,
+    client_side_vcids,
+    local_address_for,
+    normalise,
+    serve_forwarding,
+)
+from hostagent.masque.quic_proxy import (
+    DEFAULT_MAX_ACTIVE_CIDS,
+    ProtocolViolation,
+    proxy_negotiate,
+)
+from hostagent.masque.quic_proxy_wire import DRAFT, CapsuleError, is_cid_capsule
 from hostagent.masque.wire import (
     CAPSULE_DATAGRAM,
     CONTEXT_UDP,
@@ -97,6 +128,9 @@ FASTPATH_PROXY_PORT_HEADER = b"masque-fastpath-proxy-port"
 RANK_HEADER = b"masque-rank"
 #: RFC 9209 Proxy-Status.
 PROXY_STATUS_HEADER = b"proxy-status"
+#: Seconds a request waits for the client's SETTINGS (which say whether it takes HTTP
+#: Datagrams) before its tunnel is put in stream mode.
+SETTINGS_WAIT = 3.0
 #: Capsule bytes buffered per request stream while the proxy decides on the request.
 MAX_EARLY_BYTES = 64 * 1024
 NO_CONTROLLER_MESSAGE = ("fast path requested but no controller configured: "
@@ -213,9 +247,14 @@ class TunnelCounters:
     up_bytes: int = 0
     down_packets: int = 0
     down_bytes: int = 0
-    down_as_capsules: int = 0  # datagram-mode packets too large for a DATAGRAM frame
+    down_too_large: int = 0  # datagram mode: too large for a DATAGRAM frame, dropped
+    down_queue_full: int = 0  # datagram mode: dropped, MAX_PENDING_DATAGRAMS already queued
     dropped_context: int = 0  # HTTP Datagrams with an unknown context ID
     ignored_capsules: int = 0  # capsules of unknown types
+    forwarded_up_packets: int = 0  # forwarded mode: client->target, never seen by QUIC
+    forwarded_up_bytes: int = 0
+    forwarded_down_packets: int = 0  # forwarded mode: target->client, not relayed
+    forwarded_down_bytes: int = 0
 
 
 class _UdpEndpoint(asyncio.DatagramProtocol):
@@ -251,6 +290,10 @@ class ProxyTunnel:
     request_headers: dict[bytes, bytes] = field(default_factory=dict)
     #: the controller's flow id while the tunnel is on the fast path
     fastpath_flow: int | None = None
+    #: connection-ID registrations (draft-ietf-masque-quic-proxy) when negotiated
+    quic_proxy: TunnelForwarding | None = None
+    #: the proxy-to-target 4-tuple as the target's packets arrive (set when forwarding)
+    target_match: FourTuple | None = None
 
     @property
     def label(self) -> str:
@@ -268,6 +311,9 @@ class ProxyTunnel:
         if self.closed:
             return
         self.last_activity = time.monotonic()
+        if self.target_match is not None and self.proto.proxy.forwarder.forward(
+                self.target_match, payload):
+            return  # forwarded mode: rewritten and sent to the client, not relayed
         self.counters.down_packets += 1
         self.counters.down_bytes += len(payload)
         self.proto.send_udp(self, payload)
@@ -320,6 +366,9 @@ class ProxyProtocol(OuterProtocol):
         self._parsers: dict[int, CapsuleParser] = {}
         self.peer_label = "?"
         self.peer_host: str | None = None  # the client's address, as this proxy sees it
+        #: set once the client's SETTINGS arrived (or the connection ended)
+        self.peer_settings = asyncio.Event()
+        self._forwarding_addr: Any = None  # the client path the forwarding rules are bound to
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ProtocolNegotiated) and self.h3 is None:
@@ -343,6 +392,8 @@ class ProxyProtocol(OuterProtocol):
         if self.h3 is not None:
             for h3_event in self.h3.handle_event(event):
                 self._h3_event(h3_event)
+            if self.h3.settings_received or isinstance(event, ConnectionTerminated):
+                self.peer_settings.set()
 
     def _h3_event(self, event: H3Event) -> None:
         if isinstance(event, HeadersReceived):
@@ -386,7 +437,19 @@ class ProxyProtocol(OuterProtocol):
             return
         for capsule_type, value in capsules:
             if capsule_type != CAPSULE_DATAGRAM:
-                tunnel.counters.ignored_capsules += 1  # RFC 9297 section 3.2
+                if tunnel.quic_proxy is not None and is_cid_capsule(capsule_type):
+                    try:
+                        tunnel.quic_proxy.capsule(capsule_type, value)
+                    except CapsuleError as exc:
+                        self._abort(tunnel, f"{DRAFT}: malformed capsule: {exc}")
+                        return
+                    except ProtocolViolation as exc:
+                        self._abort(tunnel, f"{DRAFT}: {exc.reason}", exc.error_code)
+                        return
+                    if tunnel.closed:
+                        return
+                else:
+                    tunnel.counters.ignored_capsules += 1  # RFC 9297 section 3.2
                 continue
             if len(value) > MAX_UDP_PAYLOAD + 8:
                 self._abort(tunnel, "DATAGRAM capsule longer than a UDP payload")
@@ -398,11 +461,12 @@ class ProxyProtocol(OuterProtocol):
             else:
                 tunnel.close("client closed the stream")
 
-    def _abort(self, tunnel: ProxyTunnel, reason: str) -> None:
+    def _abort(self, tunnel: ProxyTunnel, reason: str,
+               error_code: int = H3_DATAGRAM_ERROR) -> None:
         tunnel.close(reason, end_stream=False)
         with contextlib.suppress(Exception):
-            self._quic.reset_stream(tunnel.stream_id, H3_DATAGRAM_ERROR)
-            self._quic.stop_stream(tunnel.stream_id, H3_DATAGRAM_ERROR)
+            self._quic.reset_stream(tunnel.stream_id, error_code)
+            self._quic.stop_stream(tunnel.stream_id, error_code)
         self.kick()
 
     # -- opening ---------------------------------------------------------------------------
@@ -438,9 +502,13 @@ class ProxyProtocol(OuterProtocol):
         if self._quic._close_event is not None or sid not in self._quic._streams:
             tunnel.close("stream gone before the response", end_stream=False)
             return
+        negotiation = proxy_negotiate(headers, enabled=self.proxy.settings.quic_forwarding)
+        extra += negotiation.headers
         self.tunnels[sid] = tunnel
         self.connection.set_stream_meta(sid, StreamMeta(priority=tunnel.rank))
         self._respond(sid, 200, [(b"capsule-protocol", b"?1"), *extra])
+        if negotiation.extension or negotiation.reason:
+            self.proxy.start_quic_proxy(tunnel, negotiation)
         self.proxy.opened(tunnel)
         early = self._early.pop(sid, None)
         if early:
@@ -458,15 +526,26 @@ class ProxyProtocol(OuterProtocol):
 
     # -- relaying --------------------------------------------------------------------------
     def send_udp(self, tunnel: ProxyTunnel, payload: bytes) -> None:
-        """Carry a UDP payload from the target to the client in the tunnel's mode."""
+        """Carry a UDP payload from the target to the client in the tunnel's mode.
+
+        In datagram mode a payload too large for one DATAGRAM frame is dropped and
+        counted (RFC 9298 section 7.1: not sent as a DATAGRAM capsule), and so is one
+        that finds MAX_PENDING_DATAGRAMS already waiting (a bounded queue, not seconds
+        of delay).
+        """
         assert self.h3 is not None
         http_payload = encode_udp_payload(payload)
-        if (tunnel.mode == "datagram" and self.h3.peer_datagrams
-                and datagram_fits(self._quic, len(http_payload), tunnel.stream_id)):
+        if tunnel.mode == "datagram" and self.h3.peer_datagrams:
+            if not datagram_fits(self._quic, len(http_payload), tunnel.stream_id):
+                tunnel.counters.down_too_large += 1
+                log.debug("tunnel %s: dropped a %d-byte payload too large for a DATAGRAM "
+                          "frame", tunnel.label, len(payload))
+                return
+            if datagram_queue_full(self._quic):
+                tunnel.counters.down_queue_full += 1
+                return
             self.h3.send_datagram(tunnel.stream_id, http_payload)
         else:
-            if tunnel.mode == "datagram":
-                tunnel.counters.down_as_capsules += 1
             try:
                 self.h3.send_data(tunnel.stream_id, encode_datagram_capsule(payload),
                                   end_stream=False)
@@ -475,9 +554,38 @@ class ProxyProtocol(OuterProtocol):
                 return
         self.kick()
 
+    def send_capsule(self, tunnel: ProxyTunnel, capsule: bytes) -> None:
+        """Send an encoded capsule on the tunnel's request stream."""
+        assert self.h3 is not None
+        try:
+            self.h3.send_data(tunnel.stream_id, capsule, end_stream=False)
+        except Exception as exc:  # noqa: BLE001 - stream reset under our feet
+            tunnel.close(f"cannot send on the stream: {exc}", end_stream=False)
+            return
+        self.kick()
+
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        """The QUIC stack's, then: forwarding rules follow a new validated client path."""
+        super().datagram_received(data, addr)
+        paths = self._quic._network_paths
+        if paths and paths[0].is_validated and paths[0].addr != self._forwarding_addr:
+            self._forwarding_addr = paths[0].addr
+            client = normalise(paths[0].addr)
+            local = self.proxy.client_facing_local(client)
+            for tunnel in self.tunnels.values():
+                if tunnel.quic_proxy is not None:
+                    tunnel.quic_proxy.rebind(client, local)
+
+    @property
+    def peer_addr(self) -> Any:
+        """The client's address as the QUIC stack holds it (for sendto)."""
+        paths = self._quic._network_paths
+        return paths[0].addr if paths else None
+
     def tunnel_closed(self, tunnel: ProxyTunnel, end_stream: bool) -> None:
         """Forget a closed tunnel; end its request stream when asked to."""
         self.tunnels.pop(tunnel.stream_id, None)
+        self.proxy.stop_quic_proxy(tunnel)
         self._parsers.pop(tunnel.stream_id, None)
         if end_stream:
             with contextlib.suppress(Exception):
@@ -498,14 +606,19 @@ class ProxySettings:
     template_path: str = DEFAULT_TEMPLATE_PATH
     scheduler: str = "rr"
     datagrams: bool = True  # offer H3_DATAGRAM / QUIC DATAGRAM frames
+    quic_forwarding: bool = False  # negotiate forwarded mode (draft-ietf-masque-quic-proxy)
+    max_connection_ids: int = DEFAULT_MAX_ACTIVE_CIDS  # active registrations per stream
 
 
 class MasqueProxy:
     """The CONNECT-UDP proxy: admission, tunnels, idle sweeping and counters."""
 
     def __init__(self, settings: ProxySettings | None = None,
-                 fastpath: FastPathHook | None = None) -> None:
+                 fastpath: FastPathHook | None = None,
+                 forwarding_tables: Sequence[ForwardingTable] = ()) -> None:
         self.settings = settings or ProxySettings()
+        if self.settings.max_connection_ids < 2:
+            raise ValueError("max_connection_ids must be at least 2")
         make_scheduler(self.settings.scheduler)  # fail early on a bad name
         self.matcher = TemplateMatcher(self.settings.template_path)
         self.fastpath: FastPathHook = fastpath or NoController()
@@ -515,9 +628,18 @@ class MasqueProxy:
         self.stats: dict[str, int] = {
             "tunnels_opened": 0, "tunnels_closed": 0, "requests_refused": 0,
             "datagrams_without_tunnel": 0, "up_packets": 0, "up_bytes": 0,
-            "down_packets": 0, "down_bytes": 0}
+            "down_packets": 0, "down_bytes": 0, "forwarded_up_packets": 0,
+            "forwarded_up_bytes": 0, "forwarded_down_packets": 0,
+            "forwarded_down_bytes": 0}
         self.refusals: dict[int, int] = {}
-        self.server: QuicServer | None = None
+        #: forwarded mode: the proxy's own forwarder, then any extra table (a switch)
+        self.forwarder = SoftwareForwarder(self._send_forwarded)
+        self.forwarding_tables: list[ForwardingTable] = [self.forwarder,
+                                                         *forwarding_tables]
+        self._forwarding_tunnels: dict[str, ProxyTunnel] = {}
+        self._client_local: dict[str, tuple[str, int]] = {}
+        self._bound: tuple[str, int] = ("", 0)
+        self.server: ForwardingQuicServer | None = None
         self.port: int | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -538,17 +660,114 @@ class MasqueProxy:
             return ProxyProtocol(ScheduledQuicConnection.adopt(connection, scheduler),
                                  proxy=self, **kwargs)
 
-        self.server = await serve(host, port, configuration=config, create_protocol=create)
+        self.server = await serve_forwarding(host, port, configuration=config,
+                                             create_protocol=create)
+        self.server.forward = self._forward_from_client
         transport = self.server._transport
         assert transport is not None  # serve() returns a bound server
         self.port = transport.get_extra_info("sockname")[1]
+        self._bound = (host, self.port)
         self._sweeper = asyncio.ensure_future(self._sweep())
         log.info("serving CONNECT-UDP on %s:%d (template %s, scheduler %s, allow %s, "
                  "max %d tunnels per client, idle timeout %g s)", host, self.port,
                  self.settings.template_path, scheduler,
                  ",".join(map(str, self.policy.allow)) or "default policy",
                  self.settings.max_tunnels, self.settings.idle_timeout)
+        log.info("QUIC-aware proxying (%s): forwarded mode %s", DRAFT,
+                 f"on (identity transform, {len(self.forwarding_tables)} forwarding "
+                 f"table(s), up to {self.settings.max_connection_ids} connection IDs "
+                 "per tunnel)" if self.settings.quic_forwarding
+                 else "off (connection IDs acknowledged without virtual IDs)")
         return self.port
+
+    # -- forwarded mode --------------------------------------------------------------------
+    def start_quic_proxy(self, tunnel: ProxyTunnel, negotiation: Any) -> None:
+        """After the 2xx of a request that negotiated the draft: registrations may begin."""
+        if not negotiation.extension:
+            log.info("tunnel %s: %s not used: %s", tunnel.label, DRAFT, negotiation.reason)
+            return
+        peer = tunnel.proto.peer_addr
+        assert peer is not None
+        client = normalise(peer)
+        forwarding = TunnelForwarding(
+            tunnel, negotiation,
+            new_vcid=VcidAllocator(lambda client: self._client_side_cids(tunnel.proto,
+                                                                         client)),
+            max_active=self.settings.max_connection_ids, tables=self.forwarding_tables,
+            client=client, client_local=self.client_facing_local(client))
+        tunnel.quic_proxy = forwarding
+        if negotiation.forwarding:
+            target = forwarding.target_tuple()
+            tunnel.target_match = FourTuple(target.dst, target.src)
+            self._forwarding_tunnels[tunnel.label] = tunnel
+            log.info("tunnel %s: forwarded mode, transform %s", tunnel.label,
+                     negotiation.transform)
+        else:
+            log.info("tunnel %s: %s without forwarded mode: %s", tunnel.label, DRAFT,
+                     negotiation.reason)
+        forwarding.start()
+
+    def stop_quic_proxy(self, tunnel: ProxyTunnel) -> None:
+        """The tunnel closed: its mappings go (the draft: they last as long as the stream)."""
+        if tunnel.quic_proxy is not None:
+            tunnel.quic_proxy.close()
+        tunnel.target_match = None
+        self._forwarding_tunnels.pop(tunnel.label, None)
+
+    def client_facing_local(self, client: tuple[str, int]) -> tuple[str, int]:
+        """The proxy address:port a client sends to (resolved when bound to a wildcard)."""
+        local = self._client_local.get(client[0])
+        if local is None:
+            local = self._client_local[client[0]] = local_address_for(self._bound, client)
+        return local
+
+    def _client_side_cids(self, proto: ProxyProtocol, client: bool) -> list[bytes]:
+        """Connection IDs a new VCID for `proto`'s tunnels must not conflict with.
+
+        Client VCIDs (`client`): this client's own outer CIDs and every client VCID in
+        use or offered. Target VCIDs: the proxy's outer CIDs and every target VCID.
+        VCIDs are kept unique across all clients, not just per 4-tuple.
+        """
+        known = list(client_side_vcids(self.forwarder, client))
+        if not client:
+            if self.server is not None:
+                known += list(self.server._protocols)  # the proxy's own outer CIDs
+            return known
+        quic = proto._quic
+        known += [quic._peer_cid.cid, *(c.cid for c in quic._peer_cid_available)]
+        for other in self.connections:
+            for tunnel in other.tunnels.values():
+                if tunnel.quic_proxy is not None:
+                    for entry in tunnel.quic_proxy.state.client_cids.values():
+                        known += entry.pending
+        return known
+
+    def _forward_from_client(self, data: bytes, addr: Any) -> bool:
+        if not len(self.forwarder):
+            return False
+        client = normalise(addr)
+        return self.forwarder.forward(FourTuple(client, self.client_facing_local(client)),
+                                      data)
+
+    def _send_forwarded(self, rule: ForwardingRule, packet: bytes) -> None:
+        tunnel = self._forwarding_tunnels.get(rule.tunnel)
+        if tunnel is None or tunnel.closed:
+            return
+        tunnel.last_activity = time.monotonic()
+        c = tunnel.counters
+        if rule.direction == TO_TARGET:
+            c.forwarded_up_packets += 1
+            c.forwarded_up_bytes += len(packet)
+            tunnel.proto.note_forwarded_activity()
+            if tunnel.transport is not None:
+                tunnel.transport.sendto(packet)
+        else:
+            c.forwarded_down_packets += 1
+            c.forwarded_down_bytes += len(packet)
+            server = self.server
+            peer = tunnel.proto.peer_addr
+            if server is not None and server._transport is not None and peer is not None:
+                server._transport.sendto(packet, peer)
 
     async def close(self) -> None:
         """Close every tunnel (giving back their fast-path flows) and stop serving."""
@@ -623,6 +842,14 @@ class MasqueProxy:
         if wanted and wanted not in MODES:
             raise Refused(400, "http_request_error", f"masque-mode must be one of {MODES}")
         assert proto.h3 is not None
+        if not proto.peer_settings.is_set():
+            # A request can overtake the client's SETTINGS (another stream; a lost packet):
+            # deciding without them would put a datagram client in stream mode, whose
+            # capsules masque-go drops. RFC 9114 6.2.1: SETTINGS come first on the control
+            # stream, so they are at most a retransmission away.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTINGS_WAIT):
+                    await proto.peer_settings.wait()
         mode = "stream" if wanted == "stream" or not proto.h3.peer_datagrams else "datagram"
         tunnel = ProxyTunnel(proto, stream_id, target, address, mode, request_rank(headers),
                              sf_boolean(headers.get(FASTPATH_HEADER)), request_headers=headers)
@@ -660,15 +887,21 @@ class MasqueProxy:
         self.tunnels.discard(tunnel)
         self.stats["tunnels_closed"] += 1
         c = tunnel.counters
-        for key in ("up_packets", "up_bytes", "down_packets", "down_bytes"):
+        for key in ("up_packets", "up_bytes", "down_packets", "down_bytes",
+                    "forwarded_up_packets", "forwarded_up_bytes", "forwarded_down_packets",
+                    "forwarded_down_bytes"):
             self.stats[key] += getattr(c, key)
-        log.info("tunnel close %s (%s) after %.1f s: up %d pkts/%d B, down %d pkts/%d B, "
-                 "as capsules %d, unknown contexts %d, unknown capsules %d "
+        forwarded = (f", forwarded up {c.forwarded_up_packets} pkts/{c.forwarded_up_bytes} B"
+                     f" down {c.forwarded_down_packets} pkts/{c.forwarded_down_bytes} B"
+                     if tunnel.target_match is not None or c.forwarded_up_packets
+                     or c.forwarded_down_packets else "")
+        log.info("tunnel close %s (%s) after %.1f s: up %d pkts/%d B, down %d pkts/%d B%s, "
+                 "too large %d, queue full %d, unknown contexts %d, unknown capsules %d "
                  "(open %d, opened %d, closed %d)", tunnel.label, tunnel.close_reason,
                  time.monotonic() - tunnel.opened_at, c.up_packets, c.up_bytes,
-                 c.down_packets, c.down_bytes, c.down_as_capsules, c.dropped_context,
-                 c.ignored_capsules, len(self.tunnels), self.stats["tunnels_opened"],
-                 self.stats["tunnels_closed"])
+                 c.down_packets, c.down_bytes, forwarded, c.down_too_large, c.down_queue_full,
+                 c.dropped_context, c.ignored_capsules, len(self.tunnels),
+                 self.stats["tunnels_opened"], self.stats["tunnels_closed"])
 
     def refused(self, proto: ProxyProtocol, stream_id: int, headers: dict[bytes, bytes],
                 refused: Refused) -> None:

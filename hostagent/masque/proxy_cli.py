@@ -1,5 +1,9 @@
 """`mp-proxy`: the CONNECT-UDP proxy agent (slow path; the switch fast path through the
-controller when `--controller` and a token are given)."""
+controller when `--controller` and a token are given).
+
+--certificate/--private-key are the QUIC server's; --tls-ca/--tls-cert/--tls-key are
+TLS to the controller's northbound API, as mp-ctl's (the token is sent in clear
+only to a controller on this host's loopback)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,14 @@ import logging
 import os
 import sys
 
-from hostagent.daemon import run_until_signalled, setup_logging
+from clikit import run_until_signalled, setup_logging
+from clikit import tls as tls_mod
+from clikit.args import parse_host_port
 from hostagent.masque.fastpath import ControllerFastPath
 from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
+from hostagent.masque.quic_proxy import DEFAULT_MAX_ACTIVE_CIDS
+from hostagent.masque.switch_forwarding import ControllerForwardingTable
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS
 
 
@@ -47,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-datagrams", action="store_true",
                         help="do not offer HTTP Datagrams in QUIC DATAGRAM frames (every "
                         "tunnel then runs in stream mode)")
+    parser.add_argument("--quic-forwarding", action="store_true",
+                        help="offer forwarded mode of QUIC-aware proxying (draft-ietf-masque-"
+                        "quic-proxy-06, identity transform) to requests that ask for it: "
+                        "short-header packets of inner QUIC connections then bypass the "
+                        "tunnel, forwarded by this proxy (default: off; connection IDs are "
+                        "still acknowledged, without virtual IDs)")
+    parser.add_argument("--max-connection-ids", type=int, default=DEFAULT_MAX_ACTIVE_CIDS,
+                        metavar="N", help="connection-ID registrations a request may hold "
+                        f"at once (default {DEFAULT_MAX_ACTIVE_CIDS}; at least 2)")
     parser.add_argument("--controller", metavar="HOST:PORT",
                         help="the controller's northbound API: grant fast-path requests through "
                         "it (default: no controller, every tunnel on the slow path)")
@@ -56,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the proxy opens flows for its clients' addresses "
                         "(default $MP_PROXY_CONTROLLER_TOKEN)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    tls_mod.add_arguments(parser, server=False, env="MP_PROXY",
+                          what="to the controller's northbound API")
     return parser
 
 
@@ -74,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--max-tunnels must be >= 1")
     if args.idle_timeout <= 0:
         parser.error("--idle-timeout must be > 0")
+    if args.max_connection_ids < 2:
+        parser.error("--max-connection-ids must be >= 2 (the draft's initial allowance)")
     if args.controller:
         try:
             parse_host_port(args.controller)
@@ -82,23 +102,41 @@ def main(argv: list[str] | None = None) -> int:
         if not args.controller_token:
             parser.error("--controller needs a token: --controller-token T or "
                          "$MP_PROXY_CONTROLLER_TOKEN")
+    try:
+        tls = tls_mod.from_args(args, server=False)
+        if args.controller:
+            tls_mod.check_token_transport(args.controller, tls)
+    except tls_mod.TlsError as exc:
+        parser.error(str(exc))
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    if args.controller and not tls.enabled:
+        tls_mod.warn_plaintext(logging.getLogger("mp-proxy"), "the controller's northbound API",
+                               args.controller)
     settings = ProxySettings(allow=args.allow, max_tunnels=args.max_tunnels,
                              idle_timeout=args.idle_timeout, template_path=args.template,
-                             scheduler=args.scheduler, datagrams=not args.no_datagrams)
+                             scheduler=args.scheduler, datagrams=not args.no_datagrams,
+                             quic_forwarding=args.quic_forwarding,
+                             max_connection_ids=args.max_connection_ids)
 
     async def run(stop: asyncio.Event) -> None:
-        hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token)
+        hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token,
+                                                 tls=tls)
                               if args.controller else NoController())
-        proxy = MasqueProxy(settings, fastpath=hook)
+        # with a controller, forwarded-mode rules go to the switch too
+        switch_table = (ControllerForwardingTable(hook)
+                        if args.quic_forwarding and isinstance(hook, ControllerFastPath)
+                        else None)
+        proxy = MasqueProxy(settings, fastpath=hook,
+                            forwarding_tables=[switch_table] if switch_table else [])
         await proxy.start(host, port, args.certificate, args.private_key)
         try:
             await stop.wait()
         finally:
             await proxy.close()
             logging.getLogger("mp-proxy").info(
-                "counters: %s; refused by status: %s%s", proxy.stats, proxy.refusals,
-                f"; fast path: {hook.stats}" if isinstance(hook, ControllerFastPath) else "")
+                "counters: %s; refused by status: %s%s%s", proxy.stats, proxy.refusals,
+                f"; fast path: {hook.stats}" if isinstance(hook, ControllerFastPath) else "",
+                f"; switch forwarding: {switch_table.stats}" if switch_table else "")
 
     run_until_signalled(run)
     return 0

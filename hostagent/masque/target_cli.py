@@ -7,9 +7,9 @@ import asyncio
 import logging
 import sys
 
-from hostagent.daemon import run_until_signalled, setup_logging
+from clikit import run_until_signalled, setup_logging
+from clikit.args import parse_host_port
 from hostagent.masque.target import ECHO_ALPN, EchoTargets
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS
 
 

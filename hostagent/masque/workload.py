@@ -14,7 +14,7 @@ and echoes `--streams` streams of `--size` bytes with the QUIC echo target
   stream's latency is from t0 to its last echoed byte (the nested-priority run).
 
 Prints one JSON document (records and timings) on stdout. Run in the client's
-namespace by the experiments in `topologies/masque_*.py`:
+namespace by the experiments in `experiments/masque_*.py`:
 
     python -m hostagent.masque.workload --proxy 10.252.0.2:4433 --target 10.252.1.2:4433 \
         --connections 100 --size 10240 --outer-scheduler rr
@@ -32,9 +32,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from clikit import setup_logging
+from clikit.args import parse_host_port
 from hostagent.masque.client import InnerConnection, MasqueClient, MasqueError
 from hostagent.masque.proxy import MODES
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import SCHEDULERS, StreamMeta
 
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy, target = parse_host_port(args.proxy), parse_host_port(args.target)
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging(logging.WARNING)
     result = asyncio.run(run_workload(
         proxy, target, connections=args.connections, streams=args.streams, size=args.size,
         outer_scheduler=args.outer_scheduler, inner_scheduler=args.inner_scheduler,

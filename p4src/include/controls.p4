@@ -177,6 +177,75 @@ control FastPath(inout headers_t hdr, inout metadata_t meta,
     }
 }
 
+/* Stage 3a: forwarded mode of QUIC-aware proxying (draft-ietf-masque-quic-proxy-06),
+ * identity transform. A short header arriving on a mapped 4-tuple with a mapped DCID
+ * leaves with the mapping's 4-tuple and DCID: client -> proxy (target VCID) becomes
+ * proxy -> target (target CID); target -> proxy (client CID) becomes proxy -> client
+ * (client VCID). Everything else, long headers included, goes on to the proxy host as
+ * addressed: the client's own QUIC connection to the proxy shares the 4-tuple. A mapped
+ * DCID from another 4-tuple is never forwarded, and counted. */
+control QuicForwarding(inout headers_t hdr, inout metadata_t meta,
+                       inout standard_metadata_t std_meta) {
+    direct_counter(CounterType.packets_and_bytes) quic_forward_counter;
+    /* Every packet forwarded, whatever mapping (a mapping's direct counter goes with it
+     * when the proxy removes a retired connection ID's mapping). */
+    counter(1, CounterType.packets_and_bytes) quic_forwarded;
+    counter(1, CounterType.packets) quic_wrong_source;
+
+    action forward(ipv4_addr_t src_addr, l4_port_t src_port, ipv4_addr_t dst_addr,
+                   l4_port_t dst_port, quic_cid_t dcid, rank_t rank) {
+        hdr.ipv4.src_addr = src_addr;
+        hdr.ipv4.dst_addr = dst_addr;
+        hdr.udp.src_port = src_port;
+        hdr.udp.dst_port = dst_port;
+        hdr.udp.checksum = 0;  /* see MpComputeChecksum */
+        hdr.quic.dcid = dcid;
+        meta.rank = rank;
+        meta.quic_forwarded = 1;
+        quic_forward_counter.count();
+        quic_forwarded.count(0);
+    }
+
+    table quic_forward {
+        key = {
+            hdr.ipv4.src_addr : exact @name("src_addr");
+            hdr.ipv4.dst_addr : exact @name("dst_addr");
+            hdr.udp.src_port  : exact @name("src_port");
+            hdr.udp.dst_port  : exact @name("dst_port");
+            hdr.quic.dcid     : exact @name("dcid");
+        }
+        actions = { forward; @defaultonly NoAction; }
+        default_action = NoAction();
+        counters = quic_forward_counter;
+        size = 65536;
+    }
+
+    action dcid_mapped() { }
+
+    /* Every mapped (proxy address, port, DCID), whoever its source: a miss above on a hit
+     * here is a packet from the wrong 4-tuple. */
+    table quic_dcids {
+        key = {
+            hdr.ipv4.dst_addr : exact @name("dst_addr");
+            hdr.udp.dst_port  : exact @name("dst_port");
+            hdr.quic.dcid     : exact @name("dcid");
+        }
+        actions = { dcid_mapped; @defaultonly NoAction; }
+        default_action = NoAction();
+        size = 65536;
+    }
+
+    apply {
+        if (hdr.quic.isValid() && hdr.quic.header_form == 0) {
+            if (!quic_forward.apply().hit) {
+                if (quic_dcids.apply().hit) {
+                    quic_wrong_source.count(0);
+                }
+            }
+        }
+    }
+}
+
 /* Stage 4: IPv4 longest-prefix routing with MAC rewrite and TTL decrement. */
 control Forwarding(inout headers_t hdr, inout metadata_t meta,
                    inout standard_metadata_t std_meta) {
@@ -203,22 +272,41 @@ control Forwarding(inout headers_t hdr, inout metadata_t meta,
     }
 }
 
+/* Queue occupancy per BMv2 priority, in packets, as AIFO and PACKS see it: the ingress
+ * adds a packet it admits to a queue, the egress takes it off when it leaves. v1model
+ * shows the ingress no queue depth, so this estimate is what the program uses on both
+ * v1model targets; it is exact while the traffic manager drops nothing, which AIFO's
+ * and PACKS's own full-queue check ensures when queue_depth is the TM's depth. */
+register<bit<16>>(NUM_QUEUES) queue_occupancy;
+
 /* Stage 5: map the rank to one of 8 strict-priority queues (BMv2 serves 7 first).
  * FIFO: one queue. STRICT: a range table. SP-PIFO (Alcoz et al., NSDI'20): adaptive
- * bounds, push-up on enqueue and push-down when no queue admits the rank. */
+ * bounds, push-up on enqueue and push-down when no queue admits the rank.
+ * AIFO (Yu et al., SIGCOMM'21): one queue, admission by the rank's quantile among the
+ * last RANK_WINDOW ranks. PACKS (Alcoz et al., NSDI'25): the same quantile picks the
+ * highest-priority queue whose share of the free buffer admits it, or drops the packet.
+ * schedmodels/ holds the reference models; the integer rules are written out there. */
 control Scheduling(inout headers_t hdr, inout metadata_t meta,
                    inout standard_metadata_t std_meta) {
     /* SP-PIFO bounds; index 0 is the highest-priority queue (BMv2 priority 7). */
     register<rank_t>(NUM_QUEUES) sppifo_bounds;
+    /* AIFO/PACKS: the last RANK_WINDOW ranks (a ring) and the index of the oldest. */
+    register<rank_t>(RANK_WINDOW) rank_window;
+    register<bit<32>>(1) rank_window_head;
+    /* The mode the occupancy was last counted under: entering AIFO or PACKS from
+     * another mode starts the count from zero. */
+    register<bit<3>>(1) counted_mode;
     counter(NUM_QUEUES, CounterType.packets_and_bytes) queue_enqueues;
 
-    action set_mode(bit<2> mode) {
+    action set_mode(bit<3> mode, bit<7> burst_pct, bit<16> queue_depth) {
         meta.sched_mode = mode;
+        meta.burst_pct = burst_pct;
+        meta.queue_depth = queue_depth;
     }
 
     table sched_mode {
         actions = { set_mode; }
-        default_action = set_mode(SCHED_FIFO);
+        default_action = set_mode(SCHED_FIFO, 10, 64);
         size = 1;
     }
 
@@ -271,11 +359,108 @@ control Scheduling(inout headers_t hdr, inout metadata_t meta,
             sppifo_bounds.write(2, b2); sppifo_bounds.write(3, b3);
             sppifo_bounds.write(4, b4); sppifo_bounds.write(5, b5);
             sppifo_bounds.write(6, b6); sppifo_bounds.write(7, b7);
+        } else if (meta.sched_mode == SCHED_AIFO || meta.sched_mode == SCHED_PACKS) {
+            bit<3> last;
+            counted_mode.read(last, 0);
+            if (last != meta.sched_mode) {
+                queue_occupancy.write(0, 0); queue_occupancy.write(1, 0);
+                queue_occupancy.write(2, 0); queue_occupancy.write(3, 0);
+                queue_occupancy.write(4, 0); queue_occupancy.write(5, 0);
+                queue_occupancy.write(6, 0); queue_occupancy.write(7, 0);
+                counted_mode.write(0, meta.sched_mode);
+            }
+            /* How many of the last RANK_WINDOW ranks are below this one; then this rank
+             * takes the oldest slot. */
+            rank_t r = meta.rank;
+            bit<32> below = 0;
+            rank_t w;
+            rank_window.read(w, 0);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 1);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 2);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 3);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 4);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 5);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 6);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 7);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 8);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 9);  if (w < r) { below = below + 1; }
+            rank_window.read(w, 10); if (w < r) { below = below + 1; }
+            rank_window.read(w, 11); if (w < r) { below = below + 1; }
+            rank_window.read(w, 12); if (w < r) { below = below + 1; }
+            rank_window.read(w, 13); if (w < r) { below = below + 1; }
+            rank_window.read(w, 14); if (w < r) { below = below + 1; }
+            rank_window.read(w, 15); if (w < r) { below = below + 1; }
+            rank_window.read(w, 16); if (w < r) { below = below + 1; }
+            rank_window.read(w, 17); if (w < r) { below = below + 1; }
+            rank_window.read(w, 18); if (w < r) { below = below + 1; }
+            rank_window.read(w, 19); if (w < r) { below = below + 1; }
+            bit<32> head;
+            rank_window_head.read(head, 0);
+            rank_window.write(head, r);
+            rank_window_head.write(0, (head + 1 == RANK_WINDOW) ? 32w0 : head + 1);
+
+            bit<32> depth = (bit<32>) meta.queue_depth;
+            bit<32> not_burst = 100 - (bit<32>) meta.burst_pct;
+            bit<16> o0; bit<16> o1; bit<16> o2; bit<16> o3;
+            bit<16> o4; bit<16> o5; bit<16> o6; bit<16> o7;
+            queue_occupancy.read(o0, 0); queue_occupancy.read(o1, 1);
+            queue_occupancy.read(o2, 2); queue_occupancy.read(o3, 3);
+            queue_occupancy.read(o4, 4); queue_occupancy.read(o5, 5);
+            queue_occupancy.read(o6, 6); queue_occupancy.read(o7, 7);
+            if (meta.sched_mode == SCHED_AIFO) {
+                /* One FIFO (priority 0) of `depth` packets holding o0. */
+                bit<32> held = (bit<32>) o0;
+                if (held >= depth) {
+                    DROP(DROP_QUEUE_FULL);
+                } else if (100 * held <= (bit<32>) meta.burst_pct * depth
+                           || below * not_burst * depth < 100 * RANK_WINDOW * (depth - held)) {
+                    meta.queue = 0;
+                } else {
+                    DROP(DROP_ADMISSION);
+                }
+            } else {
+                /* PACKS over 8 queues of `depth`: queue q (priority 7 - q) admits when it
+                 * has room and below . (100-k) . 8 . C < 100 . W . (q+1) . (C - held). */
+                bit<32> capacity = 8 * depth;
+                bit<32> held = (bit<32>) o0 + (bit<32>) o1 + (bit<32>) o2 + (bit<32>) o3
+                               + (bit<32>) o4 + (bit<32>) o5 + (bit<32>) o6 + (bit<32>) o7;
+                bit<32> lhs = below * not_burst * 8 * capacity;
+                bit<32> share = 100 * RANK_WINDOW * (capacity - held);
+                if ((bit<32>) o7 < depth && lhs < 1 * share)      { meta.queue = 7; }
+                else if ((bit<32>) o6 < depth && lhs < 2 * share) { meta.queue = 6; }
+                else if ((bit<32>) o5 < depth && lhs < 3 * share) { meta.queue = 5; }
+                else if ((bit<32>) o4 < depth && lhs < 4 * share) { meta.queue = 4; }
+                else if ((bit<32>) o3 < depth && lhs < 5 * share) { meta.queue = 3; }
+                else if ((bit<32>) o2 < depth && lhs < 6 * share) { meta.queue = 2; }
+                else if ((bit<32>) o1 < depth && lhs < 7 * share) { meta.queue = 1; }
+                else if ((bit<32>) o0 < depth && lhs < 8 * share) { meta.queue = 0; }
+                else if (held >= capacity) { DROP(DROP_QUEUE_FULL); }
+                else { DROP(DROP_ADMISSION); }
+            }
+            if (meta.drop_reason == DROP_NONE) {
+                bit<16> o;
+                queue_occupancy.read(o, (bit<32>) meta.queue);
+                queue_occupancy.write((bit<32>) meta.queue, o + 1);
+                meta.occupancy_counted = 1;
+            }
         } else {
             meta.queue = 0;
         }
-        std_meta.priority = meta.queue;
-        queue_enqueues.count((bit<32>) meta.queue);
+        if (meta.drop_reason == DROP_NONE) {
+            std_meta.priority = meta.queue;
+            queue_enqueues.count((bit<32>) meta.queue);
+        }
+    }
+}
+
+/* Egress: a packet AIFO or PACKS counted into its queue has left it. */
+control QueueAccounting(inout metadata_t meta) {
+    apply {
+        if (meta.occupancy_counted == 1) {
+            bit<16> o;
+            queue_occupancy.read(o, (bit<32>) meta.queue);
+            queue_occupancy.write((bit<32>) meta.queue, (o > 0) ? o - 1 : 16w0);
+        }
     }
 }
 

@@ -55,6 +55,15 @@ header mp_shim_t {
     flow_id_t flow_id;
 }
 
+/* The start of a QUIC packet: the first byte, and for a short header (header_form 0)
+ * the destination connection ID, VCID_BYTES long. Long headers are parsed no further. */
+header quic_short_t {
+    bit<1>     header_form;
+    bit<1>     fixed_bit;
+    bit<6>     rest;        /* spin, reserved, key phase, packet number length */
+    quic_cid_t dcid;
+}
+
 struct headers_t {
     packet_out_t packet_out;
     packet_in_t  packet_in;
@@ -62,6 +71,7 @@ struct headers_t {
     ipv4_t       ipv4;
     udp_t        udp;
     mp_shim_t    shim;
+    quic_short_t quic;
 }
 
 struct metadata_t {
@@ -69,9 +79,13 @@ struct metadata_t {
     l4_port_t l4_src_port;   /* UDP ports, 0 for non-UDP: keys never read invalid headers */
     l4_port_t l4_dst_port;
     rank_t    rank;
-    bit<2>    sched_mode;
+    bit<3>    sched_mode;
+    bit<7>    burst_pct;     /* AIFO/PACKS k, in percent */
+    bit<16>   queue_depth;   /* AIFO/PACKS: packets per priority queue (the TM's depth) */
     bit<3>    queue;
+    bit<1>    occupancy_counted; /* ingress counted it into queue_occupancy[queue] */
     bit<1>    routed;        /* the fast path already decided the egress port */
+    bit<1>    quic_forwarded; /* forwarded mode rewrote it: the shim fast path is skipped */
     bit<8>    drop_reason;   /* DROP_* once a stage drops the packet, else DROP_NONE */
 }
 

@@ -54,8 +54,22 @@ parser MpParser(packet_in packet, out headers_t hdr, inout metadata_t meta,
         meta.l4_dst_port = hdr.udp.dst_port;
         transition select(hdr.udp.dst_port) {
             MP_FASTPATH_PORT: parse_shim;
+            default: check_quic_room;
+        }
+    }
+
+    /* Any other UDP datagram long enough may be QUIC: its first byte and an 8-byte DCID
+     * are extracted (and emitted back unchanged unless a mapping rewrites the DCID). */
+    state check_quic_room {
+        transition select(hdr.udp.length >= QUIC_SHORT_MIN_UDP_LEN) {
+            true: parse_quic;
             default: accept;
         }
+    }
+
+    state parse_quic {
+        packet.extract(hdr.quic);
+        transition accept;
     }
 
     state parse_shim {
@@ -98,6 +112,7 @@ control MpDeparser(packet_out packet, in headers_t hdr) {
         packet.emit(hdr.ipv4);
         packet.emit(hdr.udp);
         packet.emit(hdr.shim);
+        packet.emit(hdr.quic);
     }
 }
 

@@ -18,11 +18,11 @@ from scapy.packet import Raw
 from bmv2 import launcher
 from controller import config as config_mod
 from hostagent import shim
+from netlab.nsprocess import NamespaceProcess, python_module
 from tests.dataplane import plan
-from tests.dataplane.conftest import targets_to_test
 from tests.dataplane.layers import MpShim
 from tests.dataplane.ptf import VethPorts
-from topologies.nsprocess import NamespaceProcess, python_module
+from tests.targets import targets_to_test
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

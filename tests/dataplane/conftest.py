@@ -10,10 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bmv2 import launcher, pipeline, toolchain
+from bmv2 import launcher, toolchain
 from controller.p4runtime import BlockingP4Runtime
+from netlab import capabilities
+from p4src import pipeline
 from tests.dataplane.ptf import VethPorts
-from topologies import capabilities
+from tests.targets import targets_to_test
 
 NUM_PORTS = 4
 
@@ -30,13 +32,6 @@ def _skip_reason(target: str) -> str | None:
         return ("no target: BMv2's simple_switch_grpc is not installed and the built-in "
                 "software target's engine is not there yet (issue 4)")
     return None
-
-
-def targets_to_test() -> list[str]:
-    """MP_TARGET if set; else every target this machine has (the built-in one always)."""
-    if os.environ.get("MP_TARGET"):
-        return [launcher.selected_target()]
-    return ["soft"] + (["bmv2"] if toolchain.find("simple_switch_grpc") else [])
 
 
 @pytest.fixture(scope="session", params=targets_to_test())

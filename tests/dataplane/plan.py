@@ -8,10 +8,10 @@ from typing import Any
 
 import finsy as fy
 
-from bmv2.pipeline import SchedMode
 from controller import entities
 from controller.config import FastPathConf, Route
-from controller.intent import FlowIntent
+from controller.intent import FlowIntent, QuicMappingIntent
+from p4src.pipeline import SchedMode
 
 CLIENT, PROXY, TARGET, OTHER = "10.0.1.10", "10.0.2.10", "10.0.3.10", "10.0.4.10"
 FASTPATH_ADDR = "10.0.2.1"  # the switch's fast-path endpoint, in the proxy's subnet
@@ -41,8 +41,17 @@ def flow(flow_id: int, client_port: int, proxy_port: int, target_port: int,
     return [+e for e in entities.flow_entries(intent, FASTPATH)]
 
 
-def sched_mode(mode: SchedMode) -> Any:
-    return ~entities.sched_mode(mode.name.lower())
+def sched_mode(mode: SchedMode, burst_pct: int = 10, queue_depth: int = 64) -> Any:
+    return ~entities.sched_mode(mode.name.lower(), burst_pct, queue_depth)
+
+
+def quic_mapping(src: tuple[str, int], dst: tuple[str, int], dcid: bytes,
+                 out_src: tuple[str, int], out_dst: tuple[str, int], new_dcid: bytes,
+                 rank: int = 0, direction: str = "to_target") -> list[Any]:
+    """The entries of one forwarded-mode mapping (quic_forward and its quic_dcids mark)."""
+    m = QuicMappingIntent("proxy", direction, *src, *dst, dcid, *out_src, *out_dst,
+                          new_dcid, rank, "test")
+    return [+e for e in entities.quic_entries([m])]
 
 
 def default_rank(rank: int) -> Any:

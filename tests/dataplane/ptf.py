@@ -9,10 +9,11 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
+
+from netlab.veth import no_ipv6, offloads_off
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -20,12 +21,6 @@ PACKET_OUTGOING = 4
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-def _no_ipv6(ifname: str) -> None:
-    path = Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6")
-    if path.exists():
-        path.write_text("1\n")
 
 
 class VethPorts:
@@ -48,7 +43,10 @@ class VethPorts:
             a, b = self.switch_if(port), self.test_if(port)
             _ip("link", "add", a, "type", "veth", "peer", "name", b)
             for ifname in (a, b):
-                _no_ipv6(ifname)
+                # offloads off on both ends before the switch opens its end: with them
+                # on, BMv2's capture lost frames under load (see netlab.veth)
+                no_ipv6(ifname)
+                offloads_off(ifname)
                 _ip("link", "set", ifname, "up")
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             sock.bind((b, 0))

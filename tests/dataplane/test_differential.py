@@ -15,9 +15,9 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 from bmv2 import launcher, toolchain
-from bmv2.pipeline import NUM_QUEUES, SchedMode
 from controller.p4runtime import BlockingP4Runtime
 from hostagent import shim
+from p4src.pipeline import NUM_QUEUES, SchedMode
 from tests.dataplane import plan
 from tests.dataplane.layers import MpShim
 from tests.dataplane.ptf import VethPorts

@@ -8,8 +8,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from bmv2.pipeline import DropReason, MissCounter
 from hostagent import shim
+from p4src.pipeline import DropReason, MissCounter
 from tests.dataplane import plan
 from tests.dataplane.layers import MpShim
 from tests.dataplane.ptf import VethPorts

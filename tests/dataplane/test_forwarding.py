@@ -8,7 +8,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from bmv2.pipeline import CPU_PORT, DropReason
+from p4src.pipeline import CPU_PORT, DropReason
 from tests.dataplane import plan
 from tests.dataplane.ptf import VethPorts
 

@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from clikit.args import parse_host_port
 from hostagent.masque.client import MasqueClient
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import StreamMeta
 
 

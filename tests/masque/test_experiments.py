@@ -10,33 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from netlab.names import remains
+from tests.conftest import TaggedRun
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(argv: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str], str]:
-    """Run an experiment module; its outcome and the run tag its namespace names end in
-    (its process id, see topologies.masque_common.RUN_TAG)."""
-    with subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, cwd=REPO) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()  # by PID: the experiment's own process
-            out, err = proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), str(
-        proc.pid % 100000)
-
-
-def _leftovers(tag: str) -> list[str]:
-    """This run's namespaces still there (other sessions' runs have other tags)."""
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line for line in namespaces.splitlines()
-            if line.startswith("mpmq-") and line.split()[0].endswith(tag)]
-
-
 def test_impairment_placement() -> None:
-    from topologies.linkemu import parse_spec
-    from topologies.masque_common import directions
+    from experiments.masque_common import directions
+    from netlab.linkemu import parse_spec
 
     link = parse_spec("rate=5mbit,delay=50ms,loss=1.5%")
     assert directions(link, "client-egress") == (link, None)
@@ -47,21 +29,21 @@ def test_impairment_placement() -> None:
 
 
 def test_negative_open_gap_is_a_one_line_error() -> None:
-    out = subprocess.run([sys.executable, "-m", "topologies.masque_fcfs_rr", "--open-gap", "-1"],
-                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "experiments.masque_fcfs_rr", "--open-gap",
+                          "-1"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].endswith("--open-gap must be >= 0")
 
 
 def test_switch_takes_only_both_directions() -> None:
-    out = subprocess.run([sys.executable, "-m", "topologies.masque_fcfs_rr", "--via", "switch",
+    out = subprocess.run([sys.executable, "-m", "experiments.masque_fcfs_rr", "--via", "switch",
                           "--impair", "client-egress"], capture_output=True, text=True,
                          cwd=REPO, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].endswith("--impair both")
 
 
-@pytest.mark.parametrize("module", ["topologies.masque_fcfs_rr", "topologies.masque_nested"])
+@pytest.mark.parametrize("module", ["experiments.masque_fcfs_rr", "experiments.masque_nested"])
 def test_bad_scheduler_is_a_one_line_error(module: str) -> None:
     out = subprocess.run([sys.executable, "-m", module, "--variants", "wfq"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -69,7 +51,7 @@ def test_bad_scheduler_is_a_one_line_error(module: str) -> None:
     assert "unknown scheduler(s) wfq" in out.stderr
 
 
-@pytest.mark.parametrize("module", ["topologies.masque_fcfs_rr", "topologies.masque_nested"])
+@pytest.mark.parametrize("module", ["experiments.masque_fcfs_rr", "experiments.masque_nested"])
 def test_fastpath_without_the_switch_is_a_one_line_error(module: str) -> None:
     out = subprocess.run([sys.executable, "-m", module, "--fastpath", "on"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -81,11 +63,12 @@ def test_fastpath_without_the_switch_is_a_one_line_error(module: str) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_small_fcfs_rr_run_through_the_switch_with_and_without_the_fast_path(
-        tmp_path: Path) -> None:
-    out, tag = _run(
-        ["topologies.masque_fcfs_rr", "--via", "switch", "--variants", "rr", "--runs", "1",
-         "--connections", "4", "--size", "20000", "--timeout", "40", "--out",
-         str(tmp_path)], timeout=240)
+        tmp_path: Path, tagged_run: TaggedRun) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.masque_fcfs_rr", "--via", "switch", "--variants",
+         "rr", "--runs", "1", "--connections", "4", "--size", "20000", "--timeout", "40",
+         "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=240,
+        env=tagged_run.env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_fcfs_rr_switch.json").read_text())
     off, on = data["summary"]["rr, fast path off"], data["summary"]["rr, fast path on"]
@@ -95,18 +78,18 @@ def test_small_fcfs_rr_run_through_the_switch_with_and_without_the_fast_path(
         assert row["proxy_cpu_s"] is not None
     assert off["fastpath_streams"] == 0 and on["fastpath_streams"] == 4
     assert "proxy CPU s" in out.stdout
-    assert not _leftovers(tag)
+    assert remains(tagged_run.tag) == []
 
 
 @pytest.mark.root
 @pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_small_fcfs_rr_run(tmp_path: Path) -> None:
-    out, tag = _run(
-        ["topologies.masque_fcfs_rr", "--connections", "8", "--size", "4096", "--runs", "2",
-         "--variants", "fcfs-activation,rr,fcfs", "--open-gap", "0.02", "--timeout", "40",
-         "--out", str(tmp_path)],
-        timeout=400)
+@pytest.mark.timeout(450)
+def test_small_fcfs_rr_run(tmp_path: Path, tagged_run: TaggedRun) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.masque_fcfs_rr", "--connections", "8",
+         "--size", "4096", "--runs", "2", "--variants", "fcfs-activation,rr,fcfs",
+         "--open-gap", "0.02", "--timeout", "40", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=400, env=tagged_run.env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_fcfs_rr.json").read_text())
     assert data["meta"]["impair"] == "client-egress" and data["meta"]["runs"] == 2
@@ -124,16 +107,17 @@ def test_small_fcfs_rr_run(tmp_path: Path) -> None:
     assert table, out.stdout
     assert re.search(r"^fcfs-activation .* 17% +~24$", out.stdout, re.MULTILINE)
     assert re.search(r"^rr .* 68% +~15$", out.stdout, re.MULTILINE)
-    assert not _leftovers(tag)
+    assert remains(tagged_run.tag) == []
 
 
 @pytest.mark.root
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_small_nested_run(tmp_path: Path) -> None:
-    out, tag = _run(
-        ["topologies.masque_nested", "--connections", "3", "--streams", "4", "--priorities",
-         "3", "--timeout", "40", "--out", str(tmp_path)], timeout=240)
+def test_small_nested_run(tmp_path: Path, tagged_run: TaggedRun) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.masque_nested", "--connections", "3",
+         "--streams", "4", "--priorities", "3", "--timeout", "40", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=240, env=tagged_run.env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     data = json.loads((tmp_path / "masque_nested.json").read_text())
     assert set(data["summary"]) == {"abs", "rr", "fcfs"}
@@ -141,4 +125,4 @@ def test_small_nested_run(tmp_path: Path) -> None:
         assert row["unfinished"] == 0, (variant, row)
         assert sorted(row["mean_by_priority"]) == ["1", "2", "3"]  # JSON keys
     assert (tmp_path / "masque_nested.png").stat().st_size > 10_000
-    assert not _leftovers(tag)
+    assert remains(tagged_run.tag) == []

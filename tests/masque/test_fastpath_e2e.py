@@ -31,9 +31,10 @@ import pytest
 from bmv2 import launcher
 from controller import config as config_mod
 from controller.p4runtime import NotPrimary, P4RuntimeSession
+from hostagent.certs import write_run_pki
+from netlab import capabilities
+from netlab.nsprocess import NamespaceProcess, python_module
 from tests.dataplane import plan
-from topologies import capabilities
-from topologies.nsprocess import NamespaceProcess, python_module
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
@@ -46,6 +47,10 @@ state = "state.sqlite"
 northbound = "{mgmt}:{nb_port}"
 sched_mode = "sppifo"
 default_rank = 30000
+
+[tls]
+cert = "pki/server.pem"
+key = "pki/server.key"
 
 [[switch]]
 name = "s1"
@@ -132,6 +137,9 @@ class Topology:
 
 
 def write_config(folder: Path, switch_addr: str, nb_port: int) -> Path:
+    """The controller's config; its northbound API serves TLS with a PKI made in `folder`
+    (the proxy reaches it over a veth, and sends its token only over TLS)."""
+    write_run_pki(folder / "pki", [MGMT_ROOT])
     routes = "\n".join(
         f'[[route]]\nprefix = "{plan.SUBNET[p]}"\nport = {p}\nsrc_mac = "{plan.SWITCH_MAC[p]}"\n'
         f'dst_mac = "{plan.HOST_MAC[p]}"\n' for p in HOSTS)
@@ -199,7 +207,7 @@ def test_inner_quic_echo_runs_through_the_switch_fast_path(topology: Topology,
             topology.ns[2], python_module(
                 "hostagent.masque.proxy_cli", "--listen", f"{plan.PROXY}:4433", "--allow",
                 plan.SUBNET[3], "--controller", f"{MGMT_ROOT}:{nb_port}",
-                "--controller-token", "proxy-token"),
+                "--controller-token", "proxy-token", "--tls-ca", str(tmp_path / "pki" / "ca.pem")),
             ready=r"serving CONNECT-UDP", name="mp-proxy"))
         client = NamespaceProcess(
             topology.ns[1], [sys.executable, str(HERE / "fastpath_client.py"),

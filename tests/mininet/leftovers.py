@@ -9,7 +9,7 @@ import re
 import time
 from pathlib import Path
 
-from topologies import masque_proxy as mq
+from topologies import masque_topology as mq
 
 #: command lines of processes only masque_proxy.py's topology runs (switch ports,
 #: emulators, node shells, its work directory)

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_prioritizes_the_high_priority_tunnel(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "topologies.demo", "--seconds", "2",
+    done = subprocess.run([sys.executable, "-m", "experiments.demo", "--seconds", "2",
                            "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                           timeout=220)
     assert done.returncode == 0, done.stderr[-2000:]

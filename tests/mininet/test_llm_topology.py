@@ -1,4 +1,4 @@
-"""The LLM serving topology (topologies/llm_serving.py): the LLM back-end on t1 of
+"""The LLM serving topology (experiments/llm_serving.py): the LLM back-end on t1 of
 masque_proxy.py's topology, the front-end on client through mp-proxy, with the switch's
 fast path on and off; then nothing is left behind.
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from experiments import llm_serving as ls
+from netlab.linkemu import parse_spec
 from tests.mininet.leftovers import assert_all_gone
-from topologies import llm_serving as ls
-from topologies import masque_proxy as mq
-from topologies.linkemu import parse_spec
+from topologies import masque_topology as mq
 
 pytestmark = [pytest.mark.mininet, pytest.mark.slow, pytest.mark.timeout(240)]
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def test_llm_through_the_proxy_fast_path_on_and_off_leaves_nothing() -> None:
 def test_the_script_runs_both_settings_and_writes_its_results(tmp_path: Path) -> None:
     """`llm_serving.py --requests 3`: exit 0, both settings in the JSON, a PNG, clean stop."""
     _skip_if_busy()
-    done = subprocess.run([sys.executable, str(REPO / "topologies" / "llm_serving.py"),
+    done = subprocess.run([sys.executable, str(REPO / "experiments" / "llm_serving.py"),
                            "--requests", "3", "--link", "delay=5ms", "--out", str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO, timeout=200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

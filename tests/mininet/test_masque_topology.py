@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from netlab.linkemu import parse_spec
 from tests.mininet.leftovers import assert_all_gone
-from topologies import masque_proxy as mq
-from topologies.linkemu import parse_spec
+from topologies import masque_topology as mq
 
 pytestmark = [pytest.mark.mininet, pytest.mark.slow, pytest.mark.timeout(120)]
 REPO = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from bmv2 import pipeline
 from bmv2.softswitch.engine import Engine, MatchKey
 from hostagent import shim
+from p4src import pipeline
 from tests.dataplane import plan
 from tests.dataplane.layers import MpShim
 

@@ -11,11 +11,11 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from bmv2 import pipeline
-from bmv2.pipeline import CPU_PORT, NUM_QUEUES, DropReason, MissCounter, SchedMode
 from bmv2.softswitch.engine import Engine, MatchKey, Output
-from bmv2.sppifo import SpPifoBounds
 from hostagent import shim
+from p4src import pipeline
+from p4src.pipeline import CPU_PORT, NUM_QUEUES, DropReason, MissCounter, SchedMode
+from schedmodels.sppifo import SpPifoBounds
 from tests.dataplane import plan
 from tests.dataplane.layers import MpShim
 
@@ -248,8 +248,9 @@ def tagged(dscp: int) -> bytes:
                  UDP(sport=5000, dport=6000) / Raw(b"r" * 16))
 
 
-def set_mode(e: Engine, mode: SchedMode) -> None:
-    e.set_default(ING + "scheduling.sched_mode", ING + "scheduling.set_mode", [int(mode)])
+def set_mode(e: Engine, mode: SchedMode, burst_pct: int = 10, queue_depth: int = 64) -> None:
+    e.set_default(ING + "scheduling.sched_mode", ING + "scheduling.set_mode",
+                  [int(mode), burst_pct, queue_depth])
 
 
 def send_ranks(e: Engine, ranks: list[int]) -> list[int]:
@@ -317,7 +318,7 @@ def test_reset_state_forgets_entries_counters_and_registers(engine: Engine) -> N
     assert drops(engine, DropReason.TTL_EXPIRED) == 0
     assert all(engine.register_read(BOUNDS, i) == 0 for i in range(NUM_QUEUES))
     assert engine.get_default(ING + "scheduling.sched_mode") == (ING + "scheduling.set_mode",
-                                                                 [int(SchedMode.FIFO)])
+                                                                 [int(SchedMode.FIFO), 10, 64])
     assert engine.process(bytes(udp_from_client()), 1) == []  # no route any more
     assert drops(engine, DropReason.NO_ROUTE) == 1
 

@@ -9,6 +9,7 @@ are cached in pytest's cache directory, keyed by p4c and the sample."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import subprocess
@@ -42,6 +43,9 @@ def _samples_dir(p4c: Path | None) -> Path | None:
         candidates += [str(root / "src" / "p4c" / "testdata" / "p4_16_samples"),
                        str(root / "testdata" / "p4_16_samples")]
     candidates.append("/opt/p4/src/p4c/testdata/p4_16_samples")
+    # a p4c source tree built under /opt (e.g. /opt/src/p4c-1.2.4.8)
+    candidates += sorted(glob.glob("/opt/*/p4c*/testdata/p4_16_samples"))
+    candidates += sorted(glob.glob("/opt/p4c*/testdata/p4_16_samples"))
     for c in candidates:
         if c and Path(c, "arith5-bmv2.stf").exists():
             return Path(c)

@@ -84,6 +84,10 @@ class Engine:
         """Copies of the table's entries in insertion order, with their direct counters."""
         return self._table(table).entries()
 
+    def entry(self, table: str, keys: list[MatchKey], priority: int = 0) -> Entry:
+        """A copy of the installed entry with these keys; NOT_FOUND if there is none."""
+        return self._table(table).find(list(keys), priority).entry()
+
     def set_default(self, table: str, action: str, params: list[int]) -> None:
         """Set the action run on a miss; INVALID_ARGUMENT if the default is constant
         or `action` is not an action of the table."""

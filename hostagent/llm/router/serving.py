@@ -37,8 +37,9 @@ from typing import Any, cast
 from aioquic.asyncio import connect, serve
 from aioquic.quic.events import StreamDataReceived
 
+from clikit import run_until_signalled, setup_logging
+from clikit.args import parse_host_port
 from hostagent.certs import credential_files
-from hostagent.daemon import run_until_signalled, setup_logging
 from hostagent.llm.backend import (
     BackendProtocol,
     quic_configuration,
@@ -55,7 +56,6 @@ from hostagent.llm.router.emulator import (
 from hostagent.llm.router.tasks import SIZES, TASKS
 from hostagent.llm.wire import HEADER_SIZE, MalformedRequest, RequestHeader
 from hostagent.llm.workload import CLASS_BY_NAME, CLASSES, TrafficClass
-from hostagent.netaddr import parse_host_port
 from hostagent.schedulers import (
     SCHEDULERS,
     ScheduledQuicConnection,

@@ -1,0 +1,114 @@
+"""Forwarded mode in the switch: a `ForwardingTable` that asks the controller to install
+each forwarding rule as a P4 mapping (quic_forward, quic_dcids), so that the switch swaps
+connection IDs and addresses at line rate and the proxy host sees none of those packets.
+
+The proxy keeps its own `SoftwareForwarder` in front of this table: whatever the switch
+does not forward (a rule it declined, a rule not yet installed, a CID that is not
+VCID_BYTES long, an IPv6 address) reaches the proxy host and is forwarded there, so a
+refusal here costs CPU, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from typing import Any, Protocol
+
+from hostagent.masque.forwarding import ForwardingRule
+from p4src.pipeline import VCID_BYTES
+
+log = logging.getLogger("mp-proxy")
+
+
+class NorthboundCaller(Protocol):
+    """The controller client the proxy already has (ControllerFastPath)."""
+
+    def stub(self) -> Any: ...
+    def call_options(self) -> dict[str, Any]: ...
+
+
+def switch_can_apply(rule: ForwardingRule) -> str | None:
+    """Why the switch cannot apply `rule` (one line), or None when it can."""
+    if len(rule.dcid) != VCID_BYTES or len(rule.new_dcid) != VCID_BYTES:
+        return (f"CIDs of {len(rule.dcid)} and {len(rule.new_dcid)} bytes (the switch "
+                f"handles {VCID_BYTES})")
+    for addr, _port in (rule.match.src, rule.match.dst, rule.out.src, rule.out.dst):
+        try:
+            ipaddress.IPv4Address(addr)
+        except ValueError:
+            return f"{addr} is not IPv4"
+    return None
+
+
+def _why(exc: Exception) -> str:
+    """A gRPC error's details, or the exception's text."""
+    details = getattr(exc, "details", None)
+    return str(details()) if callable(details) else str(exc)
+
+
+class ControllerForwardingTable:
+    """Installs and removes forwarded-mode rules in the switch through the controller.
+
+    Calls for one rule are serialised (the proxy may remove a rule right after installing
+    it), and removing a rule never installed is a no-op. `stats` counts what happened.
+    """
+
+    def __init__(self, northbound: NorthboundCaller) -> None:
+        self.northbound = northbound
+        self.stats = {"installed": 0, "removed": 0, "declined": 0, "failed": 0}
+        self._installed: set[tuple[object, ...]] = set()
+        self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
+
+    @staticmethod
+    def _key(rule: ForwardingRule) -> tuple[object, ...]:
+        return (rule.match, rule.dcid)
+
+    def _message(self, rule: ForwardingRule) -> Any:
+        from controller.proto import northbound_pb2 as nb  # noqa: PLC0415
+
+        return nb.QuicMapping(
+            direction=rule.direction, src_addr=rule.match.src[0], src_port=rule.match.src[1],
+            dst_addr=rule.match.dst[0], dst_port=rule.match.dst[1], dcid=rule.dcid,
+            out_src_addr=rule.out.src[0], out_src_port=rule.out.src[1],
+            out_dst_addr=rule.out.dst[0], out_dst_port=rule.out.dst[1],
+            new_dcid=rule.new_dcid, rank=rule.rank, tunnel=rule.tunnel)
+
+    async def install(self, rule: ForwardingRule) -> None:
+        """Ask the controller to install `rule` in the switch (declined rules stay host-only)."""
+        reason = switch_can_apply(rule)
+        if reason is not None:
+            self.stats["declined"] += 1
+            log.info("forwarded mode: %s stays on the proxy host: %s", rule, reason)
+            return
+        key = self._key(rule)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            try:
+                await self.northbound.stub().InstallQuicMapping(
+                    self._message(rule), **self.northbound.call_options())
+            except Exception as exc:  # noqa: BLE001 - the host forwards what the switch misses
+                self.stats["failed"] += 1
+                log.warning("forwarded mode: the switch did not take %s: %s", rule,
+                            _why(exc))
+                return
+            self._installed.add(key)
+            self.stats["installed"] += 1
+            log.info("forwarded mode: the switch forwards %s", rule)
+
+    async def remove(self, rule: ForwardingRule) -> None:
+        """Ask the controller to remove `rule` from the switch, if it was installed there."""
+        key = self._key(rule)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if key not in self._installed:
+                return
+            try:
+                await self.northbound.stub().RemoveQuicMapping(
+                    self._message(rule), **self.northbound.call_options())
+            except Exception as exc:  # noqa: BLE001
+                self.stats["failed"] += 1
+                log.warning("forwarded mode: removing %s from the switch failed: %s", rule,
+                            _why(exc))
+                return
+            self._installed.discard(key)
+            self.stats["removed"] += 1
+        self._locks.pop(key, None)
