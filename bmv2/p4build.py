@@ -190,9 +190,17 @@ def summarise_resources(out_dir: Path, compiler_version: str) -> dict[str, Any]:
 
 
 def compiler_version(compiler: Path) -> str:
-    """The first line of `compiler --version`."""
-    return subprocess.run([str(compiler), "--version"], capture_output=True, text=True,
-                          check=True).stdout.strip().splitlines()[0]
+    """The version line of `compiler --version` (p4c's drivers print it on stdout; p4test
+    prints its path and `Version ...` on stderr), named after the program."""
+    done = subprocess.run([str(compiler), "--version"], capture_output=True, text=True,
+                          check=True)
+    lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines()]
+    for line in lines:
+        if line.startswith("Version "):
+            return f"{compiler.name} {line}"
+        if re.match(r"[\w-]+ \d+\.\d+", line):
+            return line
+    raise RuntimeError(f"{compiler} --version printed no version")
 
 
 def compile_tna(compiler: Path) -> str:
@@ -297,8 +305,8 @@ def _main_tna_frontend() -> int:
         print(f"p4build --tna-frontend: p4test failed with exit code {result.returncode}",
               file=sys.stderr)
         return 1
-    print(f"p4build --tna-frontend: {TNA_DIR}/ passes {compiler_version(p4test)}'s "
-          f"front and mid end against {include_dir}")
+    print(f"p4build --tna-frontend: {TNA_DIR}/ passes the front and mid end of "
+          f"{compiler_version(p4test)}, with the Tofino include files in {include_dir}")
     return 0
 
 

@@ -63,6 +63,7 @@ struct tna_metadata_t {
     cells_t   queue_depth;     /* AIFO/PACKS: each queue's depth, in cells */
     bit<3>    queue;
     bit<1>    resubmit;        /* SP-PIFO asked for a push-down pass */
+    bit<8>    window_head;     /* AIFO/PACKS: the window's oldest slot, which this rank takes */
 }
 
 /* The egress parses only what it needs: the bridged header, and a worker's report. */

@@ -122,19 +122,18 @@ control SpPifo(inout tna_metadata_t meta, in ingress_intrinsic_metadata_t ig_int
 #define RANK_SLOT(I)                                                                 \
     Register<rank_t, bit<1>>(1, 0) rank_window_##I;                                   \
     RegisterAction<rank_t, bit<1>, bit<8>>(rank_window_##I) rank_slot_##I = {          \
-        void apply(inout rank_t slot, out bit<8> below) {                             \
-            below = 0;                                                                \
+        void apply(inout rank_t slot, out bit<8> is_below) {                          \
+            is_below = 0;                                                             \
             if (slot < meta.rank) {                                                   \
-                below = 1;                                                            \
+                is_below = 1;                                                         \
             }                                                                         \
-            if (head == I) {                                                          \
+            if (meta.window_head == I) {                                              \
                 slot = meta.rank;                                                     \
             }                                                                         \
         }                                                                             \
     };
 
-control RankWindow(in tna_metadata_t meta, out bit<8> below) {
-    bit<8> head;
+control RankWindow(inout tna_metadata_t meta, out bit<8> below) {
 
     Register<bit<8>, bit<1>>(1, 0) rank_window_head;
     RegisterAction<bit<8>, bit<1>, bit<8>>(rank_window_head) advance_head = {
@@ -170,7 +169,7 @@ control RankWindow(in tna_metadata_t meta, out bit<8> below) {
     RANK_SLOT(19)
 
     apply {
-        head = advance_head.execute(0);
+        meta.window_head = advance_head.execute(0);
         bit<8> b0 = rank_slot_0.execute(0);
         bit<8> b1 = rank_slot_1.execute(0);
         bit<8> b2 = rank_slot_2.execute(0);
