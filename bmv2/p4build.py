@@ -44,6 +44,10 @@ TNA_HASH_FILE = TNA_BUILD / "SOURCE_HASH"
 TNA_INCLUDE_GLOBS = ("/opt/*/share/p4c/p4include", "/usr/local/share/p4c/p4include",
                      "/opt/src/*/backends/tofino/bf-p4c/p4include")
 
+#: Where a p4c driver built with the Tofino backend may be when no `bf-p4c` is on the path:
+#: next to the Tofino backend's p4c-barefoot, installed or in a build tree.
+TOFINO_DRIVER_GLOBS = ("/opt/p4-tofino/bin/p4c", "/opt/src/p4c-tofino/build/p4c")
+
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 
@@ -230,6 +234,20 @@ def compile_tna(compiler: Path) -> str:
     return version
 
 
+def find_tofino_compiler() -> Path | None:
+    """p4c's Tofino driver: `bf-p4c` ($MP_BF_P4C, PATH, /opt/*/bin), else a p4c driver
+    built with the Tofino backend (whose default target it makes tofino), or None."""
+    found = toolchain.find("bf-p4c")
+    if found is not None:
+        return found
+    for pattern in TOFINO_DRIVER_GLOBS:
+        for candidate in sorted(glob.glob(pattern)):
+            backend = Path(candidate).parent / "p4c-barefoot"  # the driver alone is not enough
+            if os.access(candidate, os.X_OK) and os.access(backend, os.X_OK):
+                return Path(candidate)
+    return None
+
+
 def find_tna_include() -> Path | None:
     """A folder holding tna.p4 ($MP_TNA_P4INCLUDE first), or None."""
     candidates = [os.environ.get("MP_TNA_P4INCLUDE", "")]
@@ -271,10 +289,11 @@ def _main_v1model() -> int:
 
 
 def _main_tna() -> int:
-    try:
-        compiler = toolchain.require("bf-p4c")
-    except toolchain.ToolMissing as exc:
-        print(f"make p4-tna: {exc}", file=sys.stderr)
+    compiler = find_tofino_compiler()
+    if compiler is None:
+        print("make p4-tna: bf-p4c not found (searched $MP_BF_P4C, PATH, /opt/*/bin, "
+              f"{', '.join(TOFINO_DRIVER_GLOBS)}): build p4c with its Tofino backend "
+              "(ENABLE_TOFINO) under /opt or set MP_BF_P4C to its driver", file=sys.stderr)
         return 1
     try:
         version = compile_tna(compiler)
