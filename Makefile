@@ -3,13 +3,14 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap demo test bench p4 proto lint clean p4runtime-shell
+.PHONY: help bootstrap demo test bench p4 p4-tna proto lint clean p4runtime-shell
 
 help:
 	@echo "make demo    install what is missing, then run the main job"
 	@echo "make test    install what is missing, then run the whole test suite"
 	@echo "make bench   run the benchmarks and print their tables"
 	@echo "make p4      recompile p4src/ into p4src/build/ with p4c"
+	@echo "make p4-tna  compile p4src/tna/ into p4src/tna/build/ with bf-p4c (Tofino)"
 	@echo "make proto   regenerate controller/proto/*_pb2*.py from the .proto files"
 	@echo "make lint    ruff, and mypy on every package but the experiments"
 	@echo "make p4runtime-shell   p4lang's P4Runtime shell in its own venv (an old"
@@ -29,6 +30,9 @@ bench: bootstrap
 
 p4: bootstrap
 	@$(PY) -m bmv2.p4build
+
+p4-tna: bootstrap
+	@$(PY) -m bmv2.p4build --tna
 
 proto: bootstrap
 	@$(PY) -m controller.protogen

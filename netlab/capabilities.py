@@ -19,6 +19,8 @@ from pathlib import Path
 OVERRIDES = {
     "p4c": "MP_P4C",
     "simple_switch_grpc": "MP_SIMPLE_SWITCH_GRPC",
+    "bf-p4c": "MP_BF_P4C",     # p4c's Tofino backend driver (p4src/tna/)
+    "p4test": "MP_P4TEST",     # p4c's front/mid-end checker (type-checks the TNA program)
 }
 
 #: Install prefixes searched after PATH, in order (p4c and BMv2 are built from source,
