@@ -54,7 +54,8 @@ class EgressPort:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.sock.bind((ifname, 0))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.queues: list[deque[Leave]] = [deque() for _ in range(queues)]
+        #: per priority: (when queued, leave) of each waiting packet
+        self.queues: list[deque[tuple[float, Leave]]] = [deque() for _ in range(queues)]
         self.depth = depth
         self.rate_bps = rate_bps
         self.stats = PortStats(queue_drops=[0] * queues)
@@ -77,11 +78,11 @@ class EgressPort:
             if len(q) >= self.depth:
                 self.stats.queue_drops[priority] += 1
                 return False
-            q.append(leave)
+            q.append((time.monotonic(), leave))
             self._cond.notify()
             return True
 
-    def _next(self) -> Leave | None:
+    def _next(self) -> tuple[float, Leave] | None:
         with self._cond:
             while not self._stopping:
                 for q in reversed(self.queues):
@@ -93,9 +94,10 @@ class EgressPort:
     def _transmit_loop(self) -> None:
         free_at = time.monotonic()
         while True:
-            leave = self._next()
-            if leave is None:
+            item = self._next()
+            if item is None:
                 return
+            queued, leave = item
             try:
                 frame = leave()
             except Exception:  # a bad frame must never stop the port
@@ -104,8 +106,11 @@ class EgressPort:
             if frame is None:  # egress dropped it
                 continue
             if self.rate_bps:
+                # The frame starts when the previous one ends or when it was queued, not
+                # when this thread gets to it: the time spent on egress, the send call and
+                # a late wake-up does not add up to a slower port over a busy period.
                 now = time.monotonic()
-                start = max(now, free_at)
+                start = max(queued, free_at)
                 free_at = start + len(frame) * 8 / self.rate_bps
                 if free_at > now:  # the frame is on the wire until free_at
                     time.sleep(free_at - now)
