@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("mp-switch.ports")
 
@@ -42,6 +43,23 @@ class PortStats:
     tx: int = 0
     queue_drops: list[int] = field(default_factory=list)
     bad_priority: int = 0
+
+
+def choose(queues: list[deque[tuple[float, Any]]], free_at: float
+           ) -> deque[tuple[float, Any]] | None:
+    """The queue whose head goes next (queues hold (time queued, packet); the last queue
+    has the highest priority): the highest-priority head among the packets queued by
+    `free_at`, when the port became free, which is the choice the port would have made
+    then however late the transmit thread runs; when none was queued by then, the first
+    packet queued after it (it found the port idle). None when every queue is empty."""
+    first = None
+    for q in reversed(queues):
+        if q:
+            if q[0][0] <= free_at:
+                return q
+            if first is None or q[0][0] < first[0][0]:
+                first = q
+    return first
 
 
 class EgressPort:
@@ -82,19 +100,21 @@ class EgressPort:
             self._cond.notify()
             return True
 
-    def _next(self) -> tuple[float, Leave] | None:
+    def _next(self, free_at: float) -> tuple[float, Leave] | None:
+        """The next packet to send (see `choose`), waiting for one; None when stopping."""
         with self._cond:
             while not self._stopping:
-                for q in reversed(self.queues):
-                    if q:
-                        return q.popleft()
+                q = choose(self.queues, free_at)
+                if q is not None:
+                    return q.popleft()
                 self._cond.wait()
             return None
 
     def _transmit_loop(self) -> None:
         free_at = time.monotonic()
         while True:
-            item = self._next()
+            # unshaped, every queued packet is a candidate: strict priority as it stands
+            item = self._next(free_at if self.rate_bps else float("inf"))
             if item is None:
                 return
             queued, leave = item
