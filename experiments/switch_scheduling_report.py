@@ -161,7 +161,7 @@ def plot(work: Workload, results: dict[str, dict[str, Any]], path: Path, title: 
     inv.set_yscale("symlog")
     inv.set_ylabel("rank inversions (symlog)")
     inv.set_title("inversions per mode")
-    inv.legend(fontsize="small")
+    inv.legend(fontsize="small", loc="lower center", framealpha=0.9)
     ranks = [t.rank for t in work.tags]
     for i, m in enumerate(modes):
         rows = results[m]["per_rank"]
