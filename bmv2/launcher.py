@@ -101,6 +101,9 @@ class SwitchConfig:
     log_file: Path | None = None
     #: port -> bits/s: a port-level shaper (built-in target only; BMv2 shapes per queue)
     port_rates: dict[int, int] = field(default_factory=dict)
+    #: packets per priority queue (built-in target only: BMv2's depth is set by its
+    #: runtime CLI; None: the target's default, 64)
+    queue_depth: int | None = None
     #: P4Runtime over TLS (None: plaintext)
     tls: SwitchTls | None = None
 
@@ -133,6 +136,8 @@ def command_line(target: str, config: SwitchConfig) -> list[str]:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if config.port_rates and target != "soft":
         raise ValueError("port_rates need the built-in target (BMv2 has no port shaper)")
+    if config.queue_depth is not None and target != "soft":
+        raise ValueError("queue_depth needs the built-in target (BMv2 sets it at run time)")
     argv += ["--device-id", str(config.device_id)]
     for port, ifname in sorted(config.ports.items()):
         argv += ["-i", f"{port}@{ifname}"]
@@ -141,6 +146,8 @@ def command_line(target: str, config: SwitchConfig) -> list[str]:
         argv += ["--log-file", str(config.log_file)]
     for port, rate in sorted(config.port_rates.items()):
         argv += ["--port-rate", f"{port}={rate}"]
+    if config.queue_depth is not None:
+        argv += ["--queue-depth", str(config.queue_depth)]
     argv += [str(config.json)] if config.json is not None else ["--no-p4"]
     argv += ["--", "--grpc-server-addr", config.grpc_addr,
              "--priority-queues", str(config.priority_queues)]

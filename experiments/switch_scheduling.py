@@ -1,21 +1,32 @@
-"""The switch-scheduling experiment: FIFO, STRICT and SP-PIFO at a 5 Mbit/s bottleneck,
-measured on the built-in target and compared with the pure-Python reference.
+"""The switch-scheduling experiment: FIFO, STRICT, SP-PIFO, AIFO and PACKS at a 5 Mbit/s
+bottleneck, measured on the built-in target and compared with the pure-Python reference.
 
-Two hosts in namespaces (mpss-h1 sends, mpss-h3 receives) on the built-in target,
-whose port towards the receiver is shaped to 5 Mbit/s. This always uses the built-in
+Two hosts in namespaces (sender and receiver, per-run names from netlab.names) on the
+built-in target, whose port towards the receiver is shaped to 5 Mbit/s, with 8 priority
+queues of `--queue-depth` packets (64, BMv2's default). This always uses the built-in
 target, whatever MP_TARGET says: the port-level shaper exists only there (BMv2 shapes
 each priority queue on its own, which breaks strict priority at a bottleneck).
 mp-controller installs the pipeline, the routes, the STRICT ranges ([[strict]]) and one
-stream rank per DSCP tag (RegisterStream, rank = deadline_ms): 16 ranks spread evenly
-over 0..100. One sender process draws each packet's rank uniformly from them (seeded)
-and sends Poisson-spaced 1000-byte datagrams at `--load` x the bottleneck (1.3). The
-same traffic runs with the switch in each mode. Per rank: one-way latency quartiles and
-drop rate. Inversions are estimated from the receiver's view (see `receiver_inversions`)
-and the reference (`schedmodels.portsim`) is run on the sender's log of each run
-for FIFO, STRICT, SP-PIFO and PIFO. Writes JSON and a PNG, prints tables.
+stream rank per tag (RegisterStream, rank = deadline_ms). Two workloads
+(`experiments.sched_workloads`):
 
-    python -m experiments.switch_scheduling [--seconds 8] [--modes fifo,strict,sppifo] \\
-        [--load 1.3] [--seed 1] [--out results/switch]
+- uniform: the SP-PIFO paper's: Poisson packets at `--load` (1.3) x the bottleneck, ranks
+  uniform in 0..100, each rank on its own UDP source port;
+- pfabric: web-search flows (sizes / `--size-scale`), Poisson arrivals at `--load` (0.8),
+  rank = remaining flow size in packets, quantized into 64 log-spaced DSCP levels.
+
+The sender follows a seeded plan of 1000-byte datagrams; the same plan runs with the
+switch in each mode (SetSchedMode; AIFO and PACKS with burst_pct k and queue_depth equal
+to the switch's depth). Per mode: inversions from the receiver's view
+(`receiver_inversions`), drops per rank, admission and full-queue drops (the P4 `drops`
+counter, reasons 8 and 9), tail drops in the traffic manager, latency per rank, and for
+pfabric the small flows' (< 100 KB) mean and p99 completion time. The reference
+(`schedmodels.portsim`), configured as the switch behaves, runs on the sender's log of each
+run; the two must agree within 10%. Writes JSON and a PNG, prints tables.
+
+    python -m experiments.switch_scheduling [--workload uniform|pfabric] [--seconds 5] \\
+        [--modes fifo,strict,sppifo,aifo,packs] [--load L] [--seed 1] [--queue-depth 64] \\
+        [--burst-pct 10] [--size-scale 40] [--out results/switch]
 
 The same module is the sender and the receiver inside the namespaces (`--role`).
 """
@@ -27,7 +38,6 @@ import ipaddress
 import json
 import os
 import platform
-import random
 import socket
 import struct
 import sys
@@ -42,9 +52,19 @@ import grpc
 from bmv2 import launcher
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
+from experiments import switch_scheduling_report as report
+from experiments.sched_workloads import (
+    Workload,
+    fct_summary,
+    flow_completion,
+    pfabric_workload,
+    uniform_workload,
+)
 from netlab import capabilities, names
 from netlab.hosts import SwitchHost
 from netlab.nsprocess import NamespaceProcess, ProcessFailed, python_module
+from p4src.pipeline import RANK_MAX, RANK_WINDOW, DropReason
+from schedmodels.aifo import BURST_PCT
 from schedmodels.portsim import (
     Packet,
     RankCounter,
@@ -59,22 +79,19 @@ SENDER = SwitchHost(names.netns("ss1"), 1, "10.0.1.10/24", "02:00:00:00:01:0a",
 RECEIVER = SwitchHost(names.netns("ss3"), 3, "10.0.3.10/24", "02:00:00:00:03:0a",
                       "02:aa:00:00:00:03", prefix=names.ifname("ss"))
 BOTTLENECK_BPS = 5_000_000
-MODES = ("fifo", "strict", "sppifo")
-#: 16 ranks spread evenly over 0..100 (the paper's uniform ranks 0-100, on 16 DSCP tags)
-RANKS = tuple(round(100 * i / 15) for i in range(16))
-DSCP_BASE = 10  # rank RANKS[i] is tagged DSCP DSCP_BASE + i
+MODES = ("fifo", "strict", "sppifo", "aifo", "packs")
+WORKLOADS = ("uniform", "pfabric")
+DEFAULT_LOAD = {"uniform": 1.3, "pfabric": 0.8}
 PAYLOAD = 1000  # UDP payload bytes
 WIRE_OVERHEAD = 14 + 20 + 8  # Ethernet, IPv4, UDP: what the port shaper counts
+WIRE = PAYLOAD + WIRE_OVERHEAD
 QUEUES, DEPTH = 8, 64  # the built-in target's priority queues and default depth (packets)
 PORT = 9000
 TOKEN = "mpss-operator"
-HEADER = struct.Struct("!IHd")  # sequence, rank, send time (CLOCK_MONOTONIC, system-wide)
-PAPER = {"fifo": 864_000, "sppifo": 262_000, "ratio": 3.3,
-         "setting": "SP-PIFO paper (NSDI'20) repository: uniform ranks 0-100, 8 queues, "
-                    "TCP at 10 Gbit/s, FIFO 80 packets vs 8 x 10"}
-#: STRICT: ranks 0..100 in 8 even ranges; reference queue q (0 first) is BMv2 queue 7 - q
-STRICT_RANGES = even_strict_ranges(0, 100, QUEUES)
-
+HEADER = struct.Struct("!IHid")  # plan index, rank, flow, send time (CLOCK_MONOTONIC)
+DRAIN = 2.5  # s the receiver listens after the sender's last packet
+#: |measured - reference| / reference within this for every mode
+AGREEMENT = 0.10
 
 
 # -- the estimator -----------------------------------------------------------------------------
@@ -132,35 +149,30 @@ def receiver_inversions(rows: Sequence[Sequence[float]], base: float | None = No
 
 
 # -- sender and receiver (run inside the namespaces) -------------------------------------------
-def send(to: tuple[str, int], rate_bps: float, seconds: float, seed: int, log: Path) -> None:
-    """Poisson-spaced datagrams for `seconds`, each with a rank drawn uniformly from RANKS
-    and sent from that rank's socket (its DSCP tag); the log is (seq, rank, time, bytes)."""
+def send(to: tuple[str, int], plan_file: Path, log: Path) -> None:
+    """Follow the plan (`write_plan`): each packet at its due time from its tag's socket
+    (DSCP, source port); the log is the actual send time of each planned packet."""
+    plan = json.loads(plan_file.read_text())
     socks = []
-    for i in range(len(RANKS)):
+    for dscp, src_port in plan["tags"]:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, (DSCP_BASE + i) << 2)
+        if dscp is not None:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
+        if src_port:
+            s.bind(("0.0.0.0", src_port))
         socks.append(s)
-    rng = random.Random(seed)
-    mean_gap = (PAYLOAD + WIRE_OVERHEAD) * 8 / rate_bps
     pad = bytes(PAYLOAD - HEADER.size)
-    rows = []
+    times = []
     start = time.monotonic()
-    due = start
-    seq = 0
-    while True:
-        due += rng.expovariate(1 / mean_gap)
-        i = rng.randrange(len(RANKS))
-        if due - start >= seconds:
-            break
-        now = time.monotonic()
-        if due > now:
-            time.sleep(due - now)
+    for seq, (due, tag, rank, flow) in enumerate(plan["packets"]):
+        wait = start + due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         sent = time.monotonic()
-        socks[i].sendto(HEADER.pack(seq, RANKS[i], sent) + pad, to)
-        rows.append((seq, RANKS[i], sent, PAYLOAD + WIRE_OVERHEAD))
-        seq += 1
-    log.write_text(json.dumps(rows))
-    print(json.dumps({"sent": seq}))
+        socks[tag].sendto(HEADER.pack(seq, rank, flow, sent) + pad, to)
+        times.append(sent)
+    log.write_text(json.dumps(times))
+    print(json.dumps({"sent": len(times)}))
 
 
 def receive(listen: tuple[str, int], seconds: float, log: Path) -> None:
@@ -178,12 +190,30 @@ def receive(listen: tuple[str, int], seconds: float, log: Path) -> None:
             continue
         recv = time.monotonic()
         if len(data) >= HEADER.size:
-            rows.append((*HEADER.unpack_from(data), recv))
+            seq, rank, _, sent = HEADER.unpack_from(data)
+            rows.append((seq, rank, sent, recv))
     log.write_text(json.dumps(rows))
     print(json.dumps({"received": len(rows)}))
 
 
 # -- the experiment ----------------------------------------------------------------------------
+
+def strict_ranges(work: Workload) -> list[StrictRange]:
+    """STRICT's 8 ranges (reference queue 0 first): uniform, 0..100 in even ranges; pfabric,
+    the DSCP levels in 8 even groups (level edges as rank bounds, the last up to RANK_MAX)."""
+    if work.name == "uniform":
+        return even_strict_ranges(0, 100, QUEUES)
+    edges = [t.rank for t in work.tags]
+    firsts = [len(edges) * q // QUEUES for q in range(QUEUES + 1)]
+    ranges: list[StrictRange] = []
+    for q in range(QUEUES):
+        if firsts[q + 1] <= firsts[q]:
+            continue
+        low = 0 if not ranges else edges[firsts[q]]
+        high = edges[firsts[q + 1]] - 1 if firsts[q + 1] < len(edges) else RANK_MAX
+        ranges.append(StrictRange(low, high, len(ranges)))
+    return ranges
+
 
 def strict_config(ranges: Sequence[StrictRange]) -> str:
     """[[strict]] tables of the controller config: reference queue q is BMv2 queue 7 - q."""
@@ -191,18 +221,24 @@ def strict_config(ranges: Sequence[StrictRange]) -> str:
                      for r in ranges)
 
 
-def run_mode(tmp: Path, mode: str, seconds: float, load: float, seed: int) -> dict[str, list]:
-    """One run of traffic; the sender's and the receiver's logs."""
+def write_plan(work: Workload, path: Path) -> None:
+    """The sender's plan: tags (DSCP or None, source port) and packets (due, tag, rank, flow)."""
+    path.write_text(json.dumps({
+        "tags": [[t.dscp, t.src_port] for t in work.tags],
+        "packets": [[round(p.time, 6), p.tag, p.rank, p.flow] for p in work.packets]}))
+
+
+def run_mode(tmp: Path, mode: str, plan: Path, seconds: float) -> dict[str, list]:
+    """One run of the plan; the sender's send times and the receiver's log."""
     send_log, recv_log = tmp / f"{mode}-send.json", tmp / f"{mode}-recv.json"
     with NamespaceProcess(RECEIVER.name, python_module(
             "experiments.switch_scheduling", "--role", "receive", "--listen", f"0.0.0.0:{PORT}",
-            "--seconds", str(seconds + 2.5), "--log", str(recv_log)),
+            "--seconds", str(seconds + DRAIN), "--log", str(recv_log)),
             capture_stdout=True, name="receiver") as receiver:
         time.sleep(0.3)
         with NamespaceProcess(SENDER.name, python_module(
                 "experiments.switch_scheduling", "--role", "send", "--to",
-                f"{RECEIVER.ip}:{PORT}", "--rate", str(load * BOTTLENECK_BPS),
-                "--seconds", str(seconds), "--seed", str(seed), "--log", str(send_log)),
+                f"{RECEIVER.ip}:{PORT}", "--plan", str(plan), "--log", str(send_log)),
                 capture_stdout=True, name="sender") as sender:
             sender.communicate(seconds + 20)
             if sender.poll() != 0:
@@ -210,249 +246,249 @@ def run_mode(tmp: Path, mode: str, seconds: float, load: float, seed: int) -> di
         receiver.communicate(seconds + 20)
         if receiver.poll() != 0:
             raise ProcessFailed(f"receiver failed: {' | '.join(list(receiver.output)[-5:])}")
-    return {"sent": json.loads(send_log.read_text()), "received": json.loads(recv_log.read_text())}
+    return {"sent": json.loads(send_log.read_text()),
+            "received": json.loads(recv_log.read_text())}
 
 
-def analyse(mode: str, logs: dict[str, list]) -> dict[str, Any]:
-    """Per rank latency and drops, measured inversions, and the reference on the send log."""
+def reference(mode: str, trace: list[Packet], ranges: Sequence[StrictRange], depth: int,
+              burst_pct: int, window: Sequence[int]) -> Any:
+    """The reference as the switch behaves in `mode`: FIFO and AIFO one queue of `depth`;
+    SP-PIFO with the v1model's rule (a packet a full queue drops has moved the bounds);
+    AIFO and PACKS with the switch's k and its rank window as the run starts."""
+    return simulate(trace, BOTTLENECK_BPS, mode, queues=QUEUES, depth=depth, fifo_depth=depth,
+                    strict=ranges, full_queue_moves_bounds=True, burst_pct=burst_pct,
+                    initial_window=window)
+
+
+def analyse(work: Workload, mode: str, logs: dict[str, list], counters: dict[str, int],
+            ranges: Sequence[StrictRange], depth: int, burst_pct: int,
+            window: Sequence[int]) -> dict[str, Any]:
+    """Per rank latency and drops, measured inversions, drops by cause, FCTs, and the
+    reference on the send log."""
     sent, received = logs["sent"], logs["received"]
+    plan = work.packets
+    trace = [Packet(t, p.rank, WIRE) for t, p in zip(sent, plan, strict=True)]
+    ref = reference(mode, trace, ranges, depth, burst_pct, window)
+    pifo = simulate(trace, BOTTLENECK_BPS, "pifo", queues=QUEUES, depth=depth)
+    sims = {"reference": ref, "pifo": pifo}
+    if mode == "sppifo":
+        sims["sppifo-paper-rule"] = simulate(trace, BOTTLENECK_BPS, "sppifo", queues=QUEUES,
+                                             depth=depth)
+    ref_per_rank = ref.summary()["per_rank"]
+    got: dict[int, list[float]] = {}
+    for _, rank, t, recv in received:
+        got.setdefault(int(rank), []).append(1000 * (recv - t))
     per_rank: dict[str, dict[str, Any]] = {}
-    for rank in RANKS:
-        n_sent = sum(1 for r in sent if r[1] == rank)
-        lat = sorted(1000 * (recv - t) for _, rk, t, recv in received if rk == rank)
+    for tag in work.tags:
+        n_sent = sum(1 for p in plan if p.rank == tag.rank)
+        lat = sorted(got.get(tag.rank, []))
         qs = quartiles(lat)
-        per_rank[str(rank)] = {
+        refr = ref_per_rank.get(str(tag.rank), {})
+        per_rank[str(tag.rank)] = {
             "sent": n_sent, "received": len(lat),
             "drop_rate": 1 - len(lat) / n_sent if n_sent else 0.0,
+            "reference_drop_rate": refr.get("drop_rate", 0.0),
             "latency_ms_p25": qs and qs[0], "latency_ms_p50": qs and qs[1],
             "latency_ms_p75": qs and qs[2]}
-    trace = [Packet(t, rank, size) for _, rank, t, size in sent]
-    sims = {d: simulate(trace, BOTTLENECK_BPS, d, queues=QUEUES, depth=DEPTH, fifo_depth=DEPTH,
-                        strict=STRICT_RANGES) for d in ("fifo", "strict", "sppifo", "pifo")}
-    sims["sppifo-v1model"] = simulate(trace, BOTTLENECK_BPS, "sppifo", queues=QUEUES,
-                                      depth=DEPTH, full_queue_moves_bounds=True)
-    return {"mode": mode, "sent": len(sent), "received": len(received),
-            "inversions_measured": receiver_inversions(received),
-            "per_rank": per_rank,
-            "simulated": {d: s.summary() for d, s in sims.items()}}
+    base = min((recv - t for _, _, t, recv in received), default=0.0)
+    admission = counters.get(f"drops:{DropReason.ADMISSION.value}", 0)
+    queue_full = counters.get(f"drops:{DropReason.QUEUE_FULL.value}", 0)
+    lost = len(sent) - len(received)
+    out: dict[str, Any] = {
+        "mode": mode, "sent": len(sent), "received": len(received),
+        "inversions_measured": receiver_inversions(received),
+        "drops": {"total": lost, "admission": admission, "queue_full": queue_full,
+                  "tail": lost - admission - queue_full},
+        "base_delay_ms": 1000 * base,
+        "enqueues": [counters.get(f"queue_enqueues:{q}", 0) for q in range(QUEUES)],
+        "per_rank": per_rank,
+        "simulated": {d: r.summary() | {"per_rank": None} for d, r in sims.items()}}
+    ref_inv = ref.inversions
+    out["agreement"] = {
+        "inversions": (out["inversions_measured"] - ref_inv) / ref_inv if ref_inv else None,
+        "drops": (lost - ref.drops) / ref.drops if ref.drops else None}
+    if work.flows:
+        measured_fct = flow_completion(work, sent, {int(seq): recv
+                                                    for seq, _, _, recv in received})
+        path = base - WIRE * 8 / BOTTLENECK_BPS  # host-to-switch and switch-to-host
+        out["fct"] = {"measured": fct_summary(work, measured_fct)}
+        for name, sim in (("reference", ref), ("pifo", pifo)):
+            done = {i: start + WIRE * 8 / BOTTLENECK_BPS + path
+                    for i, start in zip(sim.departures, sim.starts, strict=True)}
+            out["fct"][name] = fct_summary(work, flow_completion(work, sent, done))
+    return out
 
 
-def drive(tmp: Path, nb_port: int, modes: Sequence[str], seconds: float, load: float,
-          seed: int) -> dict[str, dict[str, Any]]:
-    """Register the ranks, then run the traffic once per mode."""
+def read_counters(stub: nb_grpc.ControllerStub, meta: Any) -> dict[str, int]:
+    """The switch's `drops` and `queue_enqueues` counters (packets), as name:index."""
+    stats = stub.GetStats(nb.Empty(), metadata=meta, timeout=10)
+    return {f"{c.name}:{c.index}": c.packets for sw in stats.switches for c in sw.counters
+            if c.name in ("drops", "queue_enqueues")}
+
+
+def drive(tmp: Path, nb_port: int, work: Workload, modes: Sequence[str], seconds: float,
+          depth: int, burst_pct: int) -> dict[str, dict[str, Any]]:
+    """Register the tags' ranks, then run the plan once per mode."""
     meta = (("authorization", f"Bearer {TOKEN}"),)
+    plan = tmp / "plan.json"
+    write_plan(work, plan)
+    ranges = strict_ranges(work)
+    window: list[int] = []  # the switch's rank window: zeros until AIFO or PACKS runs
     results = {}
+    raw: dict[str, dict[str, list]] = {}
     with grpc.insecure_channel(f"127.0.0.1:{nb_port}") as channel:
         stub = nb_grpc.ControllerStub(channel)
-        for i, rank in enumerate(RANKS):
+        for tag in work.tags:
             reply = stub.RegisterStream(nb.Stream(
-                key=nb.StreamKey(src_addr=SENDER.ip, dst_addr=RECEIVER.ip, dscp=DSCP_BASE + i),
-                deadline_ms=rank), metadata=meta, timeout=10)
-            if reply.rank != rank:
-                raise RuntimeError(f"DSCP {DSCP_BASE + i}: rank {reply.rank} installed, "
-                                   f"not {rank}")
+                key=nb.StreamKey(src_addr=SENDER.ip, dst_addr=RECEIVER.ip,
+                                 src_port=tag.src_port,
+                                 dscp=-1 if tag.dscp is None else tag.dscp),
+                deadline_ms=tag.rank), metadata=meta, timeout=10)
+            if reply.rank != tag.rank:
+                raise RuntimeError(f"{tag}: rank {reply.rank} installed, not {tag.rank}")
         for mode in modes:
-            stub.SetSchedMode(nb.SchedMode(mode=mode), metadata=meta, timeout=10)
-            print(f"[{mode}] {seconds:g} s of traffic at {load:g} x "
-                  f"{BOTTLENECK_BPS / 1e6:g} Mbit/s ...", end=" ", flush=True)
+            stub.SetSchedMode(nb.SchedMode(mode=mode, burst_pct=burst_pct, queue_depth=depth),
+                              metadata=meta, timeout=10)
+            print(f"[{work.name} {mode}] {seconds:g} s of traffic, {len(work.packets)} packets "
+                  f"...", end=" ", flush=True)
             started = time.monotonic()
-            results[mode] = analyse(mode, run_mode(tmp, mode, seconds, load, seed))
-            print(f"{results[mode]['received']}/{results[mode]['sent']} delivered "
-                  f"({time.monotonic() - started:.1f} s)", flush=True)
+            before = read_counters(stub, meta)
+            logs = run_mode(tmp, mode, plan, seconds)
+            after = read_counters(stub, meta)
+            delta = {k: v - before.get(k, 0) for k, v in after.items()}
+            results[mode] = analyse(work, mode, logs, delta, ranges, depth, burst_pct, window)
+            raw[mode] = logs
+            if mode in ("aifo", "packs"):
+                window = [p.rank for p in work.packets][-RANK_WINDOW:]
+            r = results[mode]
+            print(f"{r['received']}/{r['sent']} delivered, {r['inversions_measured']:,} "
+                  f"inversions ({time.monotonic() - started:.1f} s)", flush=True)
+    (tmp / "logs.json").write_text(json.dumps(raw))
     return results
-
-
-def ratio(a: float, b: float) -> float | None:
-    """a / b, or None when b is 0."""
-    return a / b if b else None
-
-
-def fmt_ratio(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}x"
-
-
-def print_tables(results: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    """The per-rank table, the inversion table and the ratios (returned for the JSON)."""
-    modes = list(results)
-    print()
-    header = f"{'rank':>4} " + " ".join(f"| {m + ' p50 ms (p25-p75)':<27} {'drop':>5} "
-                                        for m in modes)
-    print(header)
-    print("-" * len(header))
-    for rank in RANKS:
-        cells = []
-        for m in modes:
-            row = results[m]["per_rank"][str(rank)]
-            if row["latency_ms_p50"] is None:
-                lat = "-"
-            else:
-                lat = (f"{row['latency_ms_p50']:.1f} ({row['latency_ms_p25']:.1f}-"
-                       f"{row['latency_ms_p75']:.1f})")
-            cells.append(f"| {lat:<27} {100 * row['drop_rate']:>4.0f}% ")
-        print(f"{rank:>4} " + " ".join(cells))
-    print()
-    header = (f"{'switch mode':<12} {'delivered':>9} {'measured inv':>13} {'per pkt':>8} "
-              f"{'reference':>10} {'ref as switch':>14} {'ref PIFO':>9}")
-    print(header)
-    print("-" * len(header))
-    for m in modes:
-        r = results[m]
-        sim = r["simulated"][m]["inversions"]
-        as_switch = r["simulated"]["sppifo-v1model" if m == "sppifo" else m]["inversions"]
-        per = r["inversions_measured"] / r["received"] if r["received"] else 0.0
-        print(f"{m:<12} {r['received']:>9} {r['inversions_measured']:>13,} {per:>8.1f} "
-              f"{sim:>10,} {as_switch:>14,} {r['simulated']['pifo']['inversions']:>9,}")
-    print("reference: the paper's rule (a full queue changes no bound); ref as switch: "
-          "SP-PIFO as the v1model\nprogram behaves (a packet that a full queue drops has "
-          "already moved the bounds)")
-    ratios: dict[str, float | None] = {}
-    if "fifo" in results and "sppifo" in results:
-        ratios["measured"] = ratio(results["fifo"]["inversions_measured"],
-                                   results["sppifo"]["inversions_measured"])
-        ratios["reference"] = ratio(results["fifo"]["simulated"]["fifo"]["inversions"],
-                                    results["sppifo"]["simulated"]["sppifo"]["inversions"])
-        ratios["reference_as_switch"] = ratio(
-            results["fifo"]["simulated"]["fifo"]["inversions"],
-            results["sppifo"]["simulated"]["sppifo-v1model"]["inversions"])
-    ref = results.get("sppifo", results[modes[-1]])["simulated"]
-    ratios["reference_same_trace"] = ratio(ref["fifo"]["inversions"],
-                                           ref["sppifo"]["inversions"])
-    print(f"\nFIFO / SP-PIFO inversions: measured {fmt_ratio(ratios.get('measured'))}, "
-          f"reference {fmt_ratio(ratios.get('reference'))}, "
-          f"as switch {fmt_ratio(ratios.get('reference_as_switch'))} "
-          f"(on one trace {fmt_ratio(ratios['reference_same_trace'])});\n"
-          f"paper anchor 864k / 262k = {PAPER['ratio']}x ({PAPER['setting']})")
-    return ratios
-
-
-def plot(results: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
-    """Left: p50 latency per rank per mode (p25-p75 band); right: inversions per mode,
-    measured beside the reference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for m, r in results.items():
-        xs = [rk for rk in RANKS if r["per_rank"][str(rk)]["latency_ms_p50"] is not None]
-        p50 = [r["per_rank"][str(rk)]["latency_ms_p50"] for rk in xs]
-        p25 = [r["per_rank"][str(rk)]["latency_ms_p25"] for rk in xs]
-        p75 = [r["per_rank"][str(rk)]["latency_ms_p75"] for rk in xs]
-        left.plot(xs, p50, marker="o", label=m)
-        left.fill_between(xs, p25, p75, alpha=0.2)
-    left.set_yscale("log")
-    left.set_xlabel("rank (smaller is more urgent)")
-    left.set_ylabel("one-way latency, ms (p50, p25-p75; log)")
-    left.set_title("latency per rank")
-    left.legend()
-    labels = list(results) + ["pifo (ref)"]
-    measured = [results[m]["inversions_measured"] for m in results] + [0]
-    ref = [results[m]["simulated"][m]["inversions"] for m in results]
-    last = results.get("sppifo", next(iter(results.values())))
-    ref.append(last["simulated"]["pifo"]["inversions"])
-    x = range(len(labels))
-    right.bar([i - 0.2 for i in x], measured[:-1] + [float("nan")], width=0.4,
-              label="measured (receiver view)")
-    right.bar([i + 0.2 for i in x], ref, width=0.4, label="reference on the send log")
-    right.set_xticks(list(x), labels)
-    right.set_yscale("symlog")
-    right.set_ylabel("inversions (symlog)")
-    right.set_title("inversions per mode")
-    right.legend(loc="upper right", fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def experiment(args: argparse.Namespace) -> int:
     """Hosts, switch and controller up; traffic per mode; tables, JSON and PNG; cleanup."""
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
-    if bad or not modes:
-        print(f"switch_scheduling: unknown mode(s) {', '.join(bad) or '(none)'}; "
-              f"choose from {','.join(MODES)}", file=sys.stderr)
+    if bad or not modes or len(set(modes)) != len(modes):
+        print(f"switch_scheduling: bad --modes {args.modes!r}; a comma-separated subset of "
+              f"{','.join(MODES)}, each once", file=sys.stderr)
         return 2
     if not capabilities.netns().available:
         print(f"switch_scheduling: needs network namespaces ({capabilities.netns().detail})",
               file=sys.stderr)
         return 1
+    load = args.load if args.load is not None else DEFAULT_LOAD[args.workload]
+    if args.workload == "uniform":
+        work = uniform_workload(args.seconds, load, BOTTLENECK_BPS, WIRE, args.seed)
+    else:
+        work = pfabric_workload(args.seconds, load, BOTTLENECK_BPS, WIRE, PAYLOAD, args.seed,
+                                scale=args.size_scale)
     hosts = [SENDER, RECEIVER]
+    ranges = strict_ranges(work)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mp-ss-") as tmpdir:
         tmp = Path(tmpdir)
         config = launcher.SwitchConfig(
             ports={h.port: h.switch_if for h in hosts}, grpc_addr=launcher.free_grpc_addr(),
-            port_rates={RECEIVER.port: BOTTLENECK_BPS}, log_level="warn")
+            port_rates={RECEIVER.port: BOTTLENECK_BPS}, queue_depth=args.queue_depth,
+            log_level="warn")
         nb_port = launcher.free_tcp_port()
         conf = tmp / "controller.toml"
         conf.write_text(controller_config(hosts, config.grpc_addr, nb_port, TOKEN, SENDER,
-                                          extra=strict_config(STRICT_RANGES) + "\n"))
+                                          extra=strict_config(ranges) + "\n"))
         try:
             for host in hosts:
                 host.create()
             print(f"hosts {SENDER.name} ({SENDER.ip}) -> {RECEIVER.name} ({RECEIVER.ip}); "
                   f"built-in target (MP_TARGET ignored: only it has a port shaper), port "
-                  f"{RECEIVER.port} shaped to {BOTTLENECK_BPS / 1e6:g} Mbit/s; "
-                  f"{len(RANKS)} ranks 0..100, load {args.load:g}, seed {args.seed}",
-                  flush=True)
+                  f"{RECEIVER.port} shaped to {BOTTLENECK_BPS / 1e6:g} Mbit/s, {QUEUES} queues "
+                  f"of {args.queue_depth}; workload {work.name} ({len(work.tags)} ranks, "
+                  f"{len(work.packets)} packets"
+                  + (f", {len(work.flows)} flows" if work.flows else "")
+                  + f"), load {load:g}, seed {args.seed}", flush=True)
             with launcher.SwitchProcess("soft", config), NamespaceProcess(
                     None, python_module("controller.daemon", "--config", str(conf)),
                     ready="pipeline pushed", ready_timeout=60, name="mp-controller"):
-                results = drive(tmp, nb_port, modes, args.seconds, args.load, args.seed)
+                results = drive(tmp, nb_port, work, modes, args.seconds, args.queue_depth,
+                                args.burst_pct)
         finally:
             for host in hosts:
                 host.destroy()
-    ratios = print_tables(results)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"experiment": "switch_scheduling", "machine": platform.node(),
-            "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "target": "soft", "bottleneck_bps": BOTTLENECK_BPS, "load": args.load,
-            "seconds": args.seconds, "seed": args.seed, "ranks": list(RANKS),
-            "dscp": {str(r): DSCP_BASE + i for i, r in enumerate(RANKS)},
-            "payload_bytes": PAYLOAD, "wire_bytes": PAYLOAD + WIRE_OVERHEAD,
-            "queues": QUEUES, "queue_depth": DEPTH, "fifo_depth": DEPTH,
-            "strict_ranges": [r.__dict__ for r in STRICT_RANGES],
-            "estimator": receiver_inversions.__doc__.split("\n\n")[1].strip()}
-    path = out / "switch_scheduling.json"
-    path.write_text(json.dumps({"meta": meta, "modes": results, "ratios": ratios,
-                                "paper": PAPER}, indent=1))
-    png = plot(results, out / "switch_scheduling.png",
-               f"{len(RANKS)} ranks at {args.load:g} x 5 Mbit/s, built-in target, "
-               f"{args.seconds:g} s per mode")
-    print(f"wrote {path} and {png} ({time.monotonic() - started:.0f} s)")
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        logs = out / f"switch_scheduling_{work.name}_logs.json"
+        logs.write_text((tmp / "logs.json").read_text())
+    summary = report.print_tables(work, results, ranges, AGREEMENT)
+    meta = {"experiment": "switch_scheduling", "workload": work.name,
+            "machine": platform.node(), "cpus": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "target": "soft",
+            "bottleneck_bps": BOTTLENECK_BPS, "load": load, "seconds": args.seconds,
+            "seed": args.seed, "workload_params": work.params,
+            "ranks": [t.rank for t in work.tags],
+            "tags": [{"rank": t.rank, "dscp": t.dscp, "src_port": t.src_port}
+                     for t in work.tags],
+            "payload_bytes": PAYLOAD, "wire_bytes": WIRE, "queues": QUEUES,
+            "queue_depth": args.queue_depth, "burst_pct": args.burst_pct,
+            "rank_window": RANK_WINDOW,
+            "strict_ranges": [r.__dict__ for r in ranges],
+            "agreement_bound": AGREEMENT,
+            "estimator": (receiver_inversions.__doc__ or "").split("\n\n")[1].strip()}
+    if work.flows:
+        meta["flows"] = len(work.flows)
+        meta["small_flows"] = sum(1 for f in work.flows.values() if f.small)
+    path = out / f"switch_scheduling_{work.name}.json"
+    path.write_text(json.dumps({"meta": meta, "modes": results} | summary, indent=1))
+    png = report.plot(work, results, out / f"switch_scheduling_{work.name}.png",
+                      f"{work.name} workload at {load:g} x 5 Mbit/s, built-in target, "
+                      f"{args.seconds:g} s per mode")
+    print(f"wrote {path}, {png} and {logs.name} (each mode's send times and receiver log) "
+          f"({time.monotonic() - started:.0f} s)")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.switch_scheduling",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="traffic per mode (8)")
+                                     description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--workload", choices=WORKLOADS, default="uniform",
+                        help="uniform ranks 0..100, or pFabric ranks of web-search flows")
+    parser.add_argument("--seconds", type=float, default=5.0, help="traffic per mode (5)")
     parser.add_argument("--modes", default=",".join(MODES),
                         help=f"comma-separated subset of {','.join(MODES)}")
-    parser.add_argument("--load", type=float, default=1.3,
-                        help="offered load / bottleneck rate (1.3)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of ranks and gaps (1)")
+    parser.add_argument("--load", type=float,
+                        help="offered load / bottleneck rate (uniform 1.3, pfabric 0.8)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the plan (1)")
+    parser.add_argument("--queue-depth", type=int, default=DEPTH,
+                        help=f"packets per priority queue, the switch's and AIFO/PACKS's "
+                             f"({DEPTH})")
+    parser.add_argument("--burst-pct", type=int, default=BURST_PCT,
+                        help=f"AIFO/PACKS k in percent ({BURST_PCT})")
+    parser.add_argument("--size-scale", type=int, default=40,
+                        help="pfabric: flow sizes are divided by this (40)")
     parser.add_argument("--out", default="results/switch", help="folder for JSON and PNG")
     parser.add_argument("--role", choices=["send", "receive"], help=argparse.SUPPRESS)
     parser.add_argument("--to", help=argparse.SUPPRESS)
     parser.add_argument("--listen", help=argparse.SUPPRESS)
-    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--plan", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "send":
         host, port = args.to.rsplit(":", 1)
-        send((host, int(port)), args.rate, args.seconds, args.seed, args.log)
+        send((host, int(port)), args.plan, args.log)
         return 0
     if args.role == "receive":
         host, port = args.listen.rsplit(":", 1)
         receive((host, int(port)), args.seconds, args.log)
         return 0
-    if args.seconds <= 0 or args.load <= 0:
+    if args.seconds <= 0 or (args.load is not None and args.load <= 0):
         parser.error("--seconds and --load must be positive")
+    if not 1 <= args.queue_depth <= 4096:
+        parser.error("--queue-depth must be 1..4096 (the P4 program's MAX_QUEUE_DEPTH)")
+    if not 0 <= args.burst_pct <= 99:
+        parser.error("--burst-pct must be 0..99")
+    if args.size_scale < 1:
+        parser.error("--size-scale must be >= 1")
     return experiment(args)
 
 

@@ -102,6 +102,8 @@ class SimResult:
     per_rank: dict[int, RankStats] = field(default_factory=dict)
     #: indices into the trace in the order they left the port
     departures: list[int] = field(default_factory=list)
+    #: when each of `departures` started transmission (s, the trace's clock)
+    starts: list[float] = field(default_factory=list)
     #: SP-PIFO's bounds at the end (queue 0 first); empty for the other disciplines
     bounds: list[int] = field(default_factory=list)
 
@@ -154,7 +156,8 @@ class _Buffer:
 
     def __init__(self, discipline: str, queues: int, depth: int, fifo_depth: int,
                  strict: Sequence[StrictRange], full_queue_moves_bounds: bool,
-                 window: int = WINDOW, burst_pct: int = BURST_PCT) -> None:
+                 window: int = WINDOW, burst_pct: int = BURST_PCT,
+                 initial_window: Sequence[int] = ()) -> None:
         self.discipline = discipline
         self.depth = depth
         self.fifo_depth = fifo_depth
@@ -164,8 +167,10 @@ class _Buffer:
             raise ValueError(f"a strict range names a queue outside 0..{queues - 1}")
         self.moves_bounds = full_queue_moves_bounds
         self.sppifo = SpPifoBounds(queues)
-        self.aifo = Aifo(RankWindow(window), burst_pct)
-        self.packs = Packs(RankWindow(window), burst_pct)
+        given = list(initial_window)[-window:]
+        start = deque([0] * (window - len(given)) + given)
+        self.aifo = Aifo(RankWindow(window, deque(start)), burst_pct)
+        self.packs = Packs(RankWindow(window, deque(start)), burst_pct)
         self.refused = False  # the last refusal was an admission drop, not a full queue
         self.queues: list[deque[int]] = [deque() for _ in range(queues)]
         self.heap: list[tuple[int, int, int]] = []
@@ -234,7 +239,7 @@ def simulate(trace: Sequence[Packet], rate_bps: float, discipline: str, *, queue
              depth: int = 64, fifo_depth: int | None = None,
              strict: Sequence[StrictRange] = (),
              full_queue_moves_bounds: bool = False, window: int = WINDOW,
-             burst_pct: int = BURST_PCT) -> SimResult:
+             burst_pct: int = BURST_PCT, initial_window: Sequence[int] = ()) -> SimResult:
     """Run `trace` (sorted by time, or sorted here) through one port under `discipline`.
 
     `depth` is each priority queue's capacity in packets; the PIFO holds `queues * depth`;
@@ -242,7 +247,10 @@ def simulate(trace: Sequence[Packet], rate_bps: float, discipline: str, *, queue
     FIFO mode uses one queue, so the live experiment passes `depth`).
     `full_queue_moves_bounds` mimics the v1model switch, where a packet that a full queue
     drops has already moved the SP-PIFO bounds. `window` and `burst_pct` (k in percent)
-    are AIFO's and PACKS's; AIFO's FIFO holds `fifo_depth` like FIFO's.
+    are AIFO's and PACKS's; AIFO's FIFO holds `fifo_depth` like FIFO's. Their rank window
+    starts full of rank 0, as the switch's registers do, unless `initial_window` gives
+    its ranks (oldest first; the switch keeps the ranks of an earlier AIFO or PACKS run,
+    and the window is padded with zeros in front when shorter).
     """
     if discipline not in DISCIPLINES:
         raise ValueError(f"unknown discipline {discipline!r}; choose from {DISCIPLINES}")
@@ -250,7 +258,7 @@ def simulate(trace: Sequence[Packet], rate_bps: float, discipline: str, *, queue
         raise ValueError("rate, queues and depth must be positive")
     order = sorted(range(len(trace)), key=lambda i: trace[i].time)
     buf = _Buffer(discipline, queues, depth, queues * depth if fifo_depth is None else fifo_depth,
-                  strict, full_queue_moves_bounds, window, burst_pct)
+                  strict, full_queue_moves_bounds, window, burst_pct, initial_window)
     counter = RankCounter(p.rank for p in trace)
     result = SimResult(discipline)
     for p in trace:
@@ -260,6 +268,7 @@ def simulate(trace: Sequence[Packet], rate_bps: float, discipline: str, *, queue
         p = trace[index]
         result.per_rank[p.rank].delays.append(start - p.time)
         result.departures.append(index)
+        result.starts.append(start)
         return start + p.size * 8 / rate_bps
 
     free_at = float("-inf")  # when the port finishes the packet it is sending

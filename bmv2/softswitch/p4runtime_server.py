@@ -32,7 +32,7 @@ from bmv2.softswitch.arbitration import (
     Notice,
     election_id_of,
 )
-from bmv2.softswitch.engine import Engine, EngineError, Output, UnsupportedConstruct
+from bmv2.softswitch.engine import Engine, EngineError, UnsupportedConstruct
 from bmv2.softswitch.indexed_entries import IndexedEntries
 from bmv2.softswitch.p4info_index import P4InfoError, P4InfoIndex, encode_int
 from bmv2.softswitch.table_entries import EntryMetadata, TableEntries
@@ -91,10 +91,12 @@ class SwitchState:
     """The device behind the server: pipeline, arbitration, packet I/O, one lock."""
 
     def __init__(self, device_id: int, cpu_port: int | None,
-                 transmit: Callable[[list[Output]], None]) -> None:
+                 enqueue: Callable[[int, int, Callable[[], bytes | None]], None]) -> None:
         self.device_id = device_id
         self.cpu_port = cpu_port
-        self.transmit = transmit
+        #: enqueue(port, priority, leave): the traffic manager; it calls leave() when the
+        #: packet leaves its queue, which runs egress and gives the frame (None: dropped)
+        self.enqueue = enqueue
         # one lock: packets, table operations and primary changes are serialised, so a
         # Write in flight finishes before another client becomes primary (§5.3)
         self.lock = threading.RLock()
@@ -124,23 +126,31 @@ class SwitchState:
 
     # -- packets ------------------------------------------------------------------------------
     def process(self, frame: bytes, ingress_port: int) -> None:
-        """Run a frame from a port through the pipeline and send what comes out."""
+        """Run a frame from a port through ingress and queue it at its egress port, whose
+        queue runs egress when the frame leaves (simple_switch's order); a frame to the
+        CPU port goes through egress at once and to the primary as a PacketIn."""
         with self.lock:
             pipeline = self.pipeline
             if pipeline is None:
                 return
-            outputs = pipeline.engine.process(frame, ingress_port)
-        self.dispatch(outputs, pipeline)
-
-    def dispatch(self, outputs: list[Output], pipeline: Pipeline) -> None:
-        to_ports = []
-        for out in outputs:
-            if self.cpu_port is not None and out.port == self.cpu_port:
-                self.packet_in(out.frame, pipeline)
+            queued = pipeline.engine.ingress(frame, ingress_port)
+            if queued is None:
+                return
+            if self.cpu_port is not None and queued.port == self.cpu_port:
+                outputs = pipeline.engine.egress(queued)
             else:
-                to_ports.append(out)
-        if to_ports:
-            self.transmit(to_ports)
+                outputs = None
+        if outputs is not None:
+            for out in outputs:
+                self.packet_in(out.frame, pipeline)
+            return
+
+        def leave() -> bytes | None:
+            with self.lock:
+                done = pipeline.engine.egress(queued)
+            return done[0].frame if done else None
+
+        self.enqueue(queued.port, queued.priority, leave)
 
     def packet_in(self, frame: bytes, pipeline: Pipeline) -> None:
         """Send a frame that reached the CPU port to the primary (§16.1)."""

@@ -22,7 +22,7 @@ class SoftSwitch:
                  priority_queues: int, queue_depth: int = 64,
                  rates: dict[int, int] | None = None) -> None:
         self.ports = PortSet(ports, priority_queues, queue_depth, rates)
-        self.state = SwitchState(device_id, cpu_port, self.ports.transmit)
+        self.state = SwitchState(device_id, cpu_port, self.ports.enqueue)
         self.server: grpc.Server | None = None
 
     def load_json(self, bmv2_json: bytes) -> None:

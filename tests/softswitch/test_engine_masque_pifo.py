@@ -308,6 +308,30 @@ def test_sppifo_bounds_match_the_reference_after_a_rank_sequence(engine: Engine,
     assert queue_counts(engine) == counts
 
 
+def test_egress_runs_when_the_caller_dequeues(engine: Engine) -> None:
+    """`ingress` stops where the traffic manager holds the packet, `egress` finishes it:
+    AIFO's occupancy estimate (added in ingress, taken off in egress) counts the packets
+    between the two, as in simple_switch, where egress runs at dequeue."""
+    set_mode(engine, SchedMode.AIFO, burst_pct=0, queue_depth=4)
+    held = [engine.ingress(tagged(0), 1) for _ in range(5)]
+    assert [q is not None for q in held] == [True, True, True, True, False]
+    assert all(q.port == 3 and q.priority == 0 for q in held if q is not None)
+    assert drops(engine, DropReason.QUEUE_FULL) == 1
+    assert engine.register_read("queue_occupancy", 0) == 4
+    first = held[0]
+    assert first is not None
+    assert Ether(one(engine.egress(first)).frame)[IP].ttl == 63
+    assert engine.register_read("queue_occupancy", 0) == 3
+    assert engine.ingress(tagged(0), 1) is not None  # room again
+    assert engine.process(tagged(0), 1) == []  # full again: ingress drops it
+    assert drops(engine, DropReason.QUEUE_FULL) == 2
+    second = held[1]
+    assert second is not None
+    one(engine.egress(second))
+    one(engine.process(tagged(0), 1))  # the whole pipeline at once: counted and taken off
+    assert engine.register_read("queue_occupancy", 0) == 3
+
+
 def test_reset_state_forgets_entries_counters_and_registers(engine: Engine) -> None:
     install_fast_path(engine)
     set_mode(engine, SchedMode.SPPIFO)

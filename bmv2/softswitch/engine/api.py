@@ -4,6 +4,7 @@ plain names and integers only (no P4Info ids, no byte strings)."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 
 NOT_FOUND = "NOT_FOUND"
@@ -117,3 +118,14 @@ class Output:
     port: int
     priority: int
     frame: bytes
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A packet between ingress and egress, where simple_switch's traffic manager holds
+    it: its egress port, its v1model priority (the queue), and the paused packet function
+    that `Engine.egress` resumes when it leaves the queue."""
+
+    port: int
+    priority: int
+    stages: Generator[tuple[int, int], None, list[Output]]

@@ -3,6 +3,9 @@
 The whole v1model flow of a packet (parser, verify checksum, ingress, egress, compute
 checksum, deparser) becomes the source of a single function in which every header field
 is a local variable and every action is inlined where a table or action call runs it.
+The function is a generator that pauses between ingress and egress, where simple_switch
+has its traffic manager, so that a caller can queue the packet and run egress when the
+packet leaves its queue (`Engine.ingress`, `Engine.egress`).
 Per packet nothing looks at the JSON: the function reads fields with `struct`, walks the
 control graph in a precomputed order, and asks the tables (dicts) for entries. The
 generated source is kept (`Program.source`) so that it can be read when debugging.
@@ -20,7 +23,7 @@ import random
 import re
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,9 +166,14 @@ class HeaderLayout:
 
 @dataclass
 class Program:
-    """A compiled program: the packet function and the state it reads."""
+    """A compiled program: the packet function and the state it reads.
 
-    process: Callable[[bytes, int], list[Output]]
+    `process(frame, ingress_port)` is a generator function: the first step runs the
+    parser and ingress and yields (egress port, priority), or returns [] when ingress
+    dropped the packet; the second step runs egress and the deparser and returns the
+    outputs (StopIteration.value: [] or one `Output`)."""
+
+    process: Callable[[bytes, int], Generator[tuple[int, int], None, list[Output]]]
     source: str
     tables: dict[str, TableState]
     table_specs: dict[str, TableSpec]
@@ -1215,10 +1223,14 @@ class Compiler:
         self._set_sm(body, 1, "instance_type", "0")
         self._set_sm(body, 1, "packet_length", "plen")
         now = self.const("_now_us", _clock())
-        if sm["egress_global_timestamp"]:
-            self._set_sm(body, 1, "egress_global_timestamp", f"{now}()")
         if sm["enq_timestamp"]:
             self._set_sm(body, 1, "enq_timestamp", f"{now}()")
+        # The traffic manager: the caller queues the packet here and resumes the function
+        # when the packet leaves its queue, so that egress runs at dequeue, as in
+        # simple_switch (state egress reads, such as registers, sees the queue's contents).
+        body(1, "yield port, prio")
+        if sm["egress_global_timestamp"]:
+            self._set_sm(body, 1, "egress_global_timestamp", f"{now}()")
         self._emit_pipeline("egress", body, 1)
         body(1, f"if {sm['egress_spec']} == {DROP_PORT}:")
         body(2, "return []")

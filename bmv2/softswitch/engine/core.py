@@ -14,6 +14,7 @@ from bmv2.softswitch.engine.api import (
     Entry,
     MatchKey,
     Output,
+    Queued,
     RegisterSpec,
     TableSpec,
 )
@@ -55,7 +56,29 @@ class Engine:
         """Run `frame`, received on `ingress_port`, through the pipeline. Returns the
         frames that leave (none when dropped), each with its egress port and the
         `standard_metadata.priority` set by the end of ingress."""
-        return self._process(frame, ingress_port)
+        queued = self.ingress(frame, ingress_port)
+        return [] if queued is None else self.egress(queued)
+
+    def ingress(self, frame: bytes, ingress_port: int) -> Queued | None:
+        """The first half of `process`: parser, verify checksum and ingress. None when
+        ingress dropped the packet; else where it is to be queued, and the state that
+        `egress` resumes when it leaves the queue (as simple_switch runs egress at
+        dequeue, after its traffic manager)."""
+        stages = self._process(frame, ingress_port)
+        try:
+            port, priority = next(stages)
+        except StopIteration:
+            return None
+        return Queued(port, priority, stages)
+
+    def egress(self, queued: Queued) -> list[Output]:
+        """The second half of `process`: egress, compute checksum and deparser for a
+        packet `ingress` queued; [] when egress dropped it. Call once per packet."""
+        try:
+            next(queued.stages)
+        except StopIteration as done:
+            return list(done.value)
+        raise AssertionError("the packet function yields once")
 
     # -- tables ----------------------------------------------------------------------------------
     def _table(self, name: str) -> TableState:
