@@ -49,7 +49,7 @@ from netlab.linkemu import LinkParams, parse_spec
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms"
 DEFAULT_LOSSES = "0,0.5,1.5"
-DEFAULT_CIDS = 4
+DEFAULT_CIDS = 2
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-connection-ids", type=int, default=DEFAULT_CIDS, metavar="N",
                         help="mp-proxy --max-connection-ids for the forwarded variants: how "
                         "many registrations (each a mapping: a switch entry and a controller "
-                        "call) a tunnel may hold at once (default %(default)s: the CIDs in "
-                        "use and two spares; mp-proxy's own default is 16, which an aioquic "
-                        "connection fills with 8 CIDs each way)")
+                        "call) a tunnel may hold at once (default %(default)s: the two CIDs "
+                        "in use; mp-proxy's own default is 16, which an aioquic connection "
+                        "fills with 8 CIDs each way, and the controller allows 256 mappings "
+                        "per client address)")
     parser.add_argument("--target", choices=["soft", "bmv2"], default=None,
                         help="the switch target (default: BMv2 where installed, else the "
                         "built-in one; MP_TARGET overrides)")
@@ -325,7 +326,11 @@ def run_once(topo: Any, run: Run, args: argparse.Namespace) -> dict[str, Any]:
     # from t0 (for bulk: after the tunnels and handshakes) to the last echoed byte
     result["transfer_cpu_s"] = sampler.between(result["t0_monotonic"], result["end_monotonic"])
     result["switch_forwarded"] = switch_forwarded(topo.ctl("stats")) - forwarded_before
-    result["proxy"] = proxy_counters(topo.stop_proxy())
+    lines = topo.stop_proxy()
+    result["proxy"] = proxy_counters(lines)
+    result["proxy_warnings"] = [line for line in lines if "WARNING" in line][-10:]
+    # what the stopped proxy left in the switch (it removes its mappings on the way out)
+    result["mappings_left"] = len(topo.ctl("quic", "list").get("mappings", []))
     return result
 
 
@@ -400,6 +405,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "transfer_cpu_s_per_mb": {k: (v / mb if mb else None)
                                   for k, v in result.get("transfer_cpu_s", {}).items()},
         "relayed": relayed, "switch_table": proxy.get("switch_table"),
+        "mappings_left": result.get("mappings_left"),
         "client_fwd_sent": sum(t.get("fwd_sent", 0) for t in tunnels),
         "client_fwd_received": sum(t.get("fwd_received", 0) for t in tunnels),
         "client_tunnelled_short": sum(t.get("fwd_tunnelled_short", 0) for t in tunnels)}
@@ -438,7 +444,7 @@ def format_relayed(runs: dict[str, dict[str, Any]], plan: Sequence[Run]) -> str:
     """Where the inner short-header packets went, per forwarded run."""
     header = (f"{'workload, loss, variant':<40} {'tunnel 1-RTT up/down':>20} "
               f"{'after set-up':>13} {'software fwd up/down':>20} {'switch fwd':>10} "
-              f"{'switch rules':>12}")
+              f"{'switch rules (install ms mean/max)':>34}")
     lines = [header, "-" * len(header)]
     for run in plan:
         row = runs.get(run.label)
@@ -446,13 +452,17 @@ def format_relayed(runs: dict[str, dict[str, Any]], plan: Sequence[Run]) -> str:
             continue
         r = row["relayed"]
         table = row.get("switch_table") or {}
-        rules = f"{table.get('installed', '-')}" if table else "-"
+        rules = "-"
+        if table:
+            n = table.get("installed", 0)
+            mean = table.get("install_ms_total", 0) / n if n else 0.0
+            rules = f"{n} ({mean:.0f} / {table.get('install_ms_max', 0)})"
         tunnel = f"{r['tunnel_short_up']} / {r['tunnel_short_down']}"
         software = f"{r['software_up']} / {r['software_down']}"
         later = ("-" if r["tunnel_after_setup_up"] is None
                  else f"{r['tunnel_after_setup_up']} / {r['tunnel_after_setup_down']}")
         lines.append(f"{run.label:<40} {tunnel:>20} {later:>13} {software:>20} "
-                     f"{_f(r['switch'], 'd'):>10} {rules:>12}")
+                     f"{_f(r['switch'], 'd'):>10} {rules:>34}")
     return "\n".join(lines)
 
 
@@ -577,8 +587,11 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 runs[run.label] = summarize(raw[run.label])
                 s = runs[run.label]
+                left = (f"; {s['mappings_left']} mappings left in the switch"
+                        if s["mappings_left"] else "")
                 print(f"{time.monotonic() - t0:.1f} s ({s['finished']}/{s['connections']} "
-                      f"done, proxy {s['cpu_s'].get('mp-proxy', 0):.2f} CPU s)", flush=True)
+                      f"done, proxy {s['cpu_s'].get('mp-proxy', 0):.2f} CPU s{left})",
+                      flush=True)
     print()
     print(format_table(runs, plan.runs))
     print("\nInner short-header packets: relayed by the proxy host (in the tunnel; forwarded "

@@ -232,13 +232,14 @@ class MasqueTopology:
             "--controller", self.northbound, "--controller-token", PROXY_TOKEN,
             *tls_args(self.pki), *self.proxy_args], r"serving CONNECT-UDP", 30)
 
-    def stop_proxy(self) -> list[str]:
-        """Stop mp-proxy by PID (SIGTERM: it closes its tunnels and logs its counters); its
-        last lines of output ([] when none runs)."""
+    def stop_proxy(self, grace: float = 20.0) -> list[str]:
+        """Stop mp-proxy by PID (SIGTERM: it closes its tunnels, has its switch mappings
+        removed and logs its counters; SIGKILL after `grace` s); its last lines of output
+        ([] when none runs)."""
         proc = self.processes.pop("mp-proxy", None)
         if proc is None:
             return []
-        proc.stop()
+        proc.stop(grace)
         self._record()
         return list(proc.output)
 

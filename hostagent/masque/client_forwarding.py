@@ -231,6 +231,16 @@ class TunnelForwardingClient:
         for cid in host:
             self._send(self.state.add_client_cid(cid))
 
+    def ready(self, quic: QuicConnection) -> bool:
+        """Whether both directions of `quic` are mapped: the target CID it sends to has a
+        target VCID, and the client CID it receives on has a client VCID (acknowledged
+        with ACK_CLIENT_VCID; when the proxy's forwarding starts is up to the proxy)."""
+        if not self.outcome.forwarding or quic._peer_cid.sequence_number is None:
+            return False
+        reg = self.state.client.get(quic.host_cid)
+        return quic._peer_cid.cid in self.target_vcids and reg is not None and (
+            reg.vcid is not None)
+
     def outgoing(self, packet: bytes) -> bytes | None:
         """The packet with its target VCID when it may be forwarded, else None."""
         if not self.target_vcids or not is_short_header(packet):

@@ -69,6 +69,7 @@ from hostagent.masque.h3 import (
 )
 from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.proxy_forwarding import (
+    TABLE_CLOSE_WAIT_S,
     ForwardingQuicServer,
     TunnelForwarding,
     VcidAllocator,
@@ -651,6 +652,8 @@ class MasqueProxy:
         self.forwarding_tables: list[ForwardingTable] = [self.forwarder,
                                                          *forwarding_tables]
         self._forwarding_tunnels: dict[str, ProxyTunnel] = {}
+        #: forwarding tables' calls still running (installs, removals), awaited on close
+        self.table_calls: set[asyncio.Future[None]] = set()
         self._client_local: dict[str, tuple[str, int]] = {}
         self._bound: tuple[str, int] = ("", 0)
         self.server: ForwardingQuicServer | None = None
@@ -708,7 +711,8 @@ class MasqueProxy:
             new_vcid=VcidAllocator(lambda client: self._client_side_cids(tunnel.proto,
                                                                          client)),
             max_active=self.settings.max_connection_ids, tables=self.forwarding_tables,
-            client=client, client_local=self.client_facing_local(client))
+            client=client, client_local=self.client_facing_local(client),
+            pending=self.table_calls)
         tunnel.quic_proxy = forwarding
         if negotiation.forwarding:
             target = forwarding.target_tuple()
@@ -795,6 +799,12 @@ class MasqueProxy:
             proto.close()
         if self.server is not None:
             self.server.close()
+        if self.table_calls:  # the closed tunnels' removals, before the controller goes
+            _done, late = await asyncio.wait(set(self.table_calls),
+                                            timeout=TABLE_CLOSE_WAIT_S)
+            if late:
+                log.warning("closing: %d forwarding-table call(s) unfinished after %g s; a "
+                            "switch may keep those mappings", len(late), TABLE_CLOSE_WAIT_S)
         closing = getattr(self.fastpath, "aclose", None)
         if closing is not None:
             await closing()

@@ -7,8 +7,9 @@ and echoes `--streams` streams of `--size` bytes with the QUIC echo target
 
 - all at once (default): every tunnel, handshake and request starts at t0; a
   connection's latency is from t0 to its last echoed byte (the FCFS-vs-RR run);
-- `--setup-first`: every tunnel and handshake first, then all streams at t0; a
-  stream's latency is from t0 to its last echoed byte (the nested-priority run).
+- `--setup-first`: every tunnel and handshake first (with `--quic-forwarding`, and
+  its mappings both ways), then all streams at t0; a stream's latency is from t0 to
+  its last echoed byte (the nested-priority run, the bulk transfers).
 
 Prints one JSON document (records and timings) on stdout. Run in the client's
 namespace by the experiments in `experiments/masque_*.py`:
@@ -32,6 +33,7 @@ from typing import Any
 from clikit import setup_logging
 from clikit.args import parse_host_port
 from hostagent.masque.client import InnerConnection, MasqueClient, MasqueError, UdpTunnel
+from hostagent.masque.client_forwarding import TunnelForwardingClient
 from hostagent.masque.proxy import MODES
 from hostagent.schedulers import SCHEDULERS, StreamMeta
 
@@ -83,6 +85,24 @@ def stream_priority_of(stream: int, streams: int, levels: int) -> int:
     return 0 if levels <= 0 else stream * levels // max(1, streams) + 1
 
 
+#: how long `--setup-first` waits for a tunnel's forwarded-mode mappings (then goes on:
+#: its packets stay in the tunnel until the mappings come)
+MAPPING_WAIT_S = 5.0
+
+
+async def forwarding_ready(forwarding: TunnelForwardingClient, inner: InnerConnection,
+                           timeout: float) -> bool:
+    """Wait until the inner connection's CIDs in use are mapped both ways (or `timeout`);
+    whether they are."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not forwarding.ready(inner.quic):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, connections: int,
                        streams: int, size: int, outer_scheduler: str, inner_scheduler: str,
                        mode: str = "stream", priorities: int = 0, setup_first: bool = False,
@@ -119,6 +139,9 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
                     record.fastpath = tunnel.on_fastpath
                     record.forwarding = tunnel.forwarding
                 inner = await tunnel.quic(scheduler=inner_scheduler, timeout=timeout)
+                if setup_first and tunnel.quic_proxy is not None:
+                    # forwarded mode: the set-up ends once both directions are mapped
+                    await forwarding_ready(tunnel.quic_proxy, inner, MAPPING_WAIT_S)
                 inners[c] = inner
                 if setup_first:
                     await go.wait()

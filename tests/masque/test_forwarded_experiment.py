@@ -66,7 +66,7 @@ def test_each_variant_gets_its_proxy_and_client_flags() -> None:
     by = {(r.workload, r.variant.key): r for r in plan.runs}
     soft = by[("echo", "fwd-soft")]
     assert "--no-switch-forwarding" in fm.proxy_args(soft.variant, args)
-    assert fm.proxy_args(soft.variant, args)[-2:] == ["--max-connection-ids", "4"]
+    assert fm.proxy_args(soft.variant, args)[-2:] == ["--max-connection-ids", "2"]
     switch_args = fm.proxy_args(by[("echo", "fwd-switch")].variant, args)
     assert "--quic-forwarding" in switch_args and "--no-switch-forwarding" not in switch_args
     tunnel = fm.proxy_args(by[("echo", "tunnel-stream")].variant, args)
@@ -193,6 +193,7 @@ def test_small_run_through_the_switch(tmp_path: Path, tagged_run: TaggedRun) -> 
         assert row["finished"] == row["connections"], (label, row["errors"])
         assert row["cpu_s"]["mp-proxy"] is not None and row["cpu_s"]["switch"] is not None
         assert set(row["by_class"]) == {"0", "10"}
+        assert row["mappings_left"] == 0, label  # the proxy removed its mappings
     for workload_name in ("echo", "bulk"):
         tunnel = s[f"{workload_name}, loss 1%, tunnelled, datagram"]["relayed"]
         soft = s[f"{workload_name}, loss 1%, forwarded, proxy software"]

@@ -469,3 +469,36 @@ def test_an_initial_cid_of_another_length_is_not_adopted() -> None:
     quic = proxy_mod.QuicConnection(configuration=QuicConfiguration(is_client=True))
     assert adopt_initial_cid(quic, cid)
     assert quic.host_cid == cid == quic._host_cids[0].cid
+
+
+class SlowRemoveTable(RecordingTable):
+    """A table whose removals take a while (a switch behind a busy controller)."""
+
+    async def remove(self, rule: ForwardingRule) -> None:  # type: ignore[override]
+        await asyncio.sleep(0.3)
+        self.removed.append(rule)
+
+
+def test_a_closing_proxy_waits_for_its_mappings_to_be_removed() -> None:
+    """Else a switch keeps the mappings of a proxy that is gone (and a controller's
+    per-client allowance stays used up)."""
+    table = SlowRemoveTable()
+
+    async def main() -> None:
+        async with environment(quic_forwarding=True) as env:
+            await env.proxy.close()
+            env.proxy = MasqueProxy(ProxySettings(allow=["127.0.0.0/8"], quic_forwarding=True),
+                                    forwarding_tables=[table])
+            await env.proxy.start(LOOPBACK, 0)
+            async with env.client() as client:
+                tunnel = await client.open_udp(LOOPBACK, env.quic_port, quic_forwarding=True)
+                inner = await tunnel.quic(timeout=10)
+                await _forwarding_ready(tunnel, inner)
+                assert await inner.request(b"z" * 3000, timeout=10) == b"z" * 3000
+                await wait_for(lambda: len(table.installed) == len(env.proxy.forwarder),
+                               what="the table to catch up")
+                await env.proxy.close()  # with the tunnel still open
+                assert table.installed and set(table.removed) == set(table.installed)
+                assert not env.proxy.table_calls
+
+    run(main())
