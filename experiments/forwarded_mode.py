@@ -9,7 +9,8 @@ The data the working group asks for (draft-ietf-masque-quic-proxy, issue #81,
 - forwarded, by the P4 switch (`mp-proxy --quic-forwarding` with the controller);
 
 for two workloads, the seed's 100 inner connections x 10 KB echo (all at once)
-and a bulk transfer (2 connections x 1 MB echo, tunnels and handshakes first),
+and a bulk transfer (2 connections x 1 MB echo, tunnels, handshakes and
+forwarded-mode mappings first),
 at 0%, 0.5% and 1.5% loss with 50 ms one way at 5 Mbit/s on the client's
 access link. Tunnels take two classes in turn (outer priority 0 and 10; the
 outer scheduler ABS ranks them in the tunnel, the switch gets them as the
@@ -24,7 +25,11 @@ those the switch forwarded. A table, a JSON file and a plot.
         [--connections 100] [--size 10240] [--bulk-size 1000000] [--out results/forwarded]
 
 Runs on `topologies.masque_topology.MasqueTopology` (root and Mininet): one
-topology per loss rate, a fresh mp-proxy per run (so its counters are the run's).
+topology per loss rate, a fresh mp-proxy per run (so its counters are the run's;
+it removes its switch mappings when stopped, which each run checks). The forwarded
+variants map only the connection IDs in use (`--max-connection-ids 2`): each
+mapping is a switch entry and a controller call. docs/experiments.md has the
+results and what they say.
 """
 
 from __future__ import annotations
