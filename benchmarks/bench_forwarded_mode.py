@@ -3,18 +3,24 @@ proxy's CPU time per MB echoed and the transfer time, mp-proxy and mp-target as 
 processes, the client in this process.
 
 The proxy forwards in software here (no switch): the figure is what forwarded mode saves
-the proxy host even before a switch takes the packets off it.
+the proxy host even before a switch takes the packets off it. Then, as root with
+Mininet, the whole experiment `experiments.forwarded_mode` through the P4 switch
+(tunnelled, forwarded in software, forwarded by the switch; echo and bulk; 0, 0.5 and
+1.5% loss), whose headline figures become rows too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks.results import Row
 from clikit import no_options
@@ -109,9 +115,74 @@ def main() -> list[Row]:
         secs = sorted(r[0] for r in runs)[len(runs) // 2]
         summary[mode] = cpu
         print(f"{mode:<10} {cpu:>15.4f} {secs:>11.2f} {runs[-1][2]:>9} / {runs[-1][3]:<9}")
-    return [Row("QUIC-aware proxying, forwarded mode (software, loopback)",
+    rows = [Row("QUIC-aware proxying, forwarded mode (software, loopback)",
                 "proxy CPU s per MB echoed: tunnelled / forwarded (median of 3)",
                 f"{summary['tunnelled']:.4f} / {summary['forwarded']:.4f}", "-", "host")]
+    return rows + switch_rows()
+
+
+SWITCH_OUT = Path("results/forwarded")
+ORDER = ("tunnelled, datagram", "tunnelled, stream", "forwarded, proxy software",
+         "forwarded, switch")
+
+
+def _cells(summary: dict[str, Any], prefix: str, value: Callable[[dict[str, Any]], Any],
+           fmt: str) -> str:
+    """' / '-joined `value` of the four variants of runs `prefix` (workload, loss)."""
+    out = []
+    for variant in ORDER:
+        row = summary.get(f"{prefix}, {variant}")
+        v = None if row is None else value(row)
+        out.append("-" if v is None else format(v, fmt))
+    return " / ".join(out)
+
+
+def switch_rows() -> list[Row]:
+    """Run experiments.forwarded_mode (root and Mininet, else a skip line); its rows."""
+    from experiments import forwarded_mode
+    from netlab import capabilities
+
+    for cap in (capabilities.root(), capabilities.mininet()):
+        if not cap.available:
+            print(f"forwarded mode through the switch: skipped ({cap.detail})")
+            return []
+    forwarded_mode.main(["--out", str(SWITCH_OUT)])  # rows of the runs that finished
+    path = SWITCH_OUT / "forwarded_mode.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    s, target = data["summary"], data["meta"]["target"]
+    order = "tunnelled dgram / stream / forwarded sw / switch"
+    proxy_mb = lambda r: r["cpu_s_per_mb"].get("mp-proxy")  # noqa: E731
+    rows = []
+    for workload, what in (("bulk", "bulk 2 x 1 MB"), ("echo", "echo 100 x 10 KB")):
+        for loss in ("0%", "1.5%"):
+            rows.append(Row(f"Forwarded mode through the P4 switch ({what}, 5 Mbit/s, 50 ms, "
+                            f"{loss} loss)", f"proxy CPU s per MB: {order}",
+                            _cells(s, f"{workload}, loss {loss}", proxy_mb, ".3f"),
+                            "1/20 of tunnelled (issue 14's bar)", target))
+    rows.append(Row("Forwarded mode through the P4 switch (bulk 2 x 1 MB, 1.5% loss)",
+                    f"echo throughput Mbit/s: {order}",
+                    _cells(s, "bulk, loss 1.5%", lambda r: r["mbit_s"], ".2f"), "-", target))
+    rows.append(Row("Forwarded mode through the P4 switch (echo 100 x 10 KB, 1.5% loss)",
+                    f"all done s: {order}",
+                    _cells(s, "echo, loss 1.5%", lambda r: r["all_done_s"], ".1f"), "-",
+                    target))
+    switch = s.get("bulk, loss 1.5%, forwarded, switch")
+    if switch is not None:
+        r = switch["relayed"]
+        host = sum(r[k] or 0 for k in ("tunnel_after_setup_up", "tunnel_after_setup_down",
+                                       "software_up", "software_down"))
+        rows.append(Row("Forwarded mode through the P4 switch (bulk, 1.5% loss)",
+                        "forwarded by the switch: inner packets the proxy host relayed (in "
+                        "the tunnel after set-up, in software) / the switch forwarded",
+                        f"{host} / {r['switch']}", "0 / all",
+                        target))
+    rows.append(Row("Forwarded mode through the P4 switch (bulk, 1.5% loss)",
+                    f"switch process CPU s per MB: {order}",
+                    _cells(s, "bulk, loss 1.5%", lambda r: r["cpu_s_per_mb"].get("switch"),
+                           ".3f"), "0 on Tofino (in the pipeline)", target))
+    return rows
 
 
 if __name__ == "__main__":

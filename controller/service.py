@@ -322,7 +322,8 @@ class ControllerService:
             if agent.connected.is_set():
                 labels = {"drops": {r.value: r.name.lower() for r in DropReason},
                           "fastpath_misses": {m.value: m.name.lower() for m in MissCounter},
-                          "queue_enqueues": {q: f"queue {q}" for q in range(NUM_QUEUES)}}
+                          "queue_enqueues": {q: f"queue {q}" for q in range(NUM_QUEUES)},
+                          "quic_forwarded": {0: "forwarded mode, all mappings"}}
                 for name, names in labels.items():
                     for e in await agent.read([fy.P4CounterEntry(name)]):
                         row["counters"].append((name, e.index, names.get(e.index, ""),

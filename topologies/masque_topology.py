@@ -217,12 +217,31 @@ class MasqueTopology:
             daemon(f"mp-target {h.name}", nodes[h.name],
                    [*tool("mp-target"), "--quic", f"{h.ip}:{QUIC_PORT}", "--udp",
                     f"{h.ip}:{UDP_PORT}", *self.target_args], r"ready", 30)
+        self.start_proxy()
+
+    def start_proxy(self, proxy_args: list[str] | None = None) -> None:
+        """Start mp-proxy on the proxy host (with the controller); `proxy_args` replace the
+        extra flags given so far. RuntimeError while one runs."""
+        if "mp-proxy" in self.processes:
+            raise RuntimeError("mp-proxy is running: stop_proxy() first")
+        if proxy_args is not None:
+            self.proxy_args = list(proxy_args)
         allow = [a for h in self.hosts[2:] for a in ("--allow", h.subnet)]
-        daemon("mp-proxy", proxy, [*tool("mp-proxy"), "--listen", f"{self.proxy.ip}:{QUIC_PORT}",
-                                   *allow, "--controller", self.northbound,
-                                   "--controller-token", PROXY_TOKEN, *tls_args(self.pki),
-                                   *self.proxy_args],
-               r"serving CONNECT-UDP", 30)
+        self._start_daemon("mp-proxy", self.node("proxy"), [
+            *tool("mp-proxy"), "--listen", f"{self.proxy.ip}:{QUIC_PORT}", *allow,
+            "--controller", self.northbound, "--controller-token", PROXY_TOKEN,
+            *tls_args(self.pki), *self.proxy_args], r"serving CONNECT-UDP", 30)
+
+    def stop_proxy(self, grace: float = 20.0) -> list[str]:
+        """Stop mp-proxy by PID (SIGTERM: it closes its tunnels, has its switch mappings
+        removed and logs its counters; SIGKILL after `grace` s); its last lines of output
+        ([] when none runs)."""
+        proc = self.processes.pop("mp-proxy", None)
+        if proc is None:
+            return []
+        proc.stop(grace)
+        self._record()
+        return list(proc.output)
 
     def _lock(self) -> None:
         """Take LOCK_FILE, waiting up to `lock_wait` s; RuntimeError if another run holds it."""
@@ -326,8 +345,11 @@ class MasqueTopology:
         return out
 
     def cpu_seconds(self, label: str = "mp-proxy") -> float:
-        """User plus system CPU seconds that process `label` (default the proxy) has used."""
-        pid = self.processes[label].proc.pid
+        """User plus system CPU seconds that process `label` (default the proxy; "switch":
+        the switch target's process, all its threads) has used."""
+        pid = self.switch.switch_pid if label == "switch" else self.processes[label].proc.pid
+        if pid is None:
+            raise RuntimeError("the switch is not running")
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

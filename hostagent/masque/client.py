@@ -68,7 +68,12 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
-from hostagent.masque.client_forwarding import ClientVcidIndex, TunnelForwardingClient
+from hostagent.masque.client_forwarding import (
+    ClientVcidIndex,
+    TunnelForwardingClient,
+    adopt_initial_cid,
+    early_client_cid,
+)
 from hostagent.masque.fastpath import (
     FastPathCounters,
     FastPathSocket,
@@ -273,6 +278,8 @@ class UdpTunnel:
         self.quic_forwarding_reason = ""
         #: the draft's capsules that came before the response was read
         self._early_cid_capsules: list[tuple[int, bytes]] | None = None
+        #: the inner connection's initial client CID, registered with the request
+        self._initial_cid: bytes | None = None
 
     def __repr__(self) -> str:
         return f"<UdpTunnel #{self.stream_id} {self.host}:{self.port} {self.mode}>"
@@ -345,6 +352,8 @@ class UdpTunnel:
             outer_cids=proto.outer_cids)
         log.info("tunnel %s:%d: forwarded mode (%s, transform %s)", self.host, self.port,
                  DRAFT, outcome.transform)
+        if self._initial_cid is not None:
+            self.quic_proxy.registered_early(self._initial_cid)
         proto.start_keepalive()
         for capsule_type, value in early:
             if not self._cid_capsule(capsule_type, value):
@@ -545,8 +554,13 @@ class UdpTunnel:
             config = dataclasses.replace(configuration)  # a copy: the caller's stays as it was
         config.verify_mode = ssl.CERT_NONE  # targets use throw-away certificates
         config.server_name = server_name or self.host
-        inner = InnerConnection(self, ScheduledQuicConnection(configuration=config,
-                                                              scheduler=scheduler))
+        quic = ScheduledQuicConnection(configuration=config, scheduler=scheduler)
+        cid, self._initial_cid = self._initial_cid, None
+        if cid is not None and self.quic_proxy is not None:
+            # the CID registered with the request; if it does not fit, the first sync
+            # registers the connection's own and closes this registration
+            adopt_initial_cid(quic, cid)
+        inner = InnerConnection(self, quic)
         await inner.wait_connected(timeout)
         return inner
 
@@ -815,6 +829,10 @@ class MasqueClient:
         tunnel.fastpath_dscp = dict(fastpath_dscp or {})
         proto.tunnels[stream_id] = tunnel
         proto.h3.send_headers(stream_id, headers)
+        if quic_forwarding:
+            # the initial client CID goes with the request (see client_forwarding)
+            tunnel._initial_cid, capsule = early_client_cid()
+            proto.h3.send_data(stream_id, capsule, end_stream=False)
         proto.kick()
         try:
             async with asyncio.timeout(timeout):

@@ -13,6 +13,12 @@ and `quic_proxy.ClientCidState` (draft-ietf-masque-quic-proxy-06).
 - `ClientVcidIndex` (one per outer connection) recognises forwarded packets
   arriving on the outer socket by their client VCID and swaps the real client CID
   back before the inner connection removes packet protection.
+- `early_client_cid` / `adopt_initial_cid`: the inner connection's initial client CID
+  is chosen when the request is sent and registered with it (the draft allows the
+  initial REGISTER_CLIENT_CID before the response), so that ACK_CLIENT_VCID leaves
+  with the inner Initial, a round trip before the target's first short-header packet:
+  a switch behind a controller then has the target-to-client mapping before the
+  target's packets arrive, instead of the proxy host forwarding the first of them.
 
 A refusal of any kind (no forwarded mode in the response, a registration
 rejected, a mapping closed by the proxy) only means that the packets concerned
@@ -22,6 +28,7 @@ stay in the tunnel; the inner connection never learns about it.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +45,7 @@ from hostagent.masque.quic_proxy import (
 )
 from hostagent.masque.quic_proxy_wire import (
     CidCapsule,
+    RegisterClientCid,
     decode_capsule,
     is_short_header,
     replace_dcid,
@@ -49,6 +57,30 @@ if TYPE_CHECKING:
     from hostagent.masque.client import UdpTunnel
 
 log = logging.getLogger("mp-client")
+
+#: the length of the initial client CID registered with the request (aioquic's default
+#: connection_id_length; an inner connection configured otherwise registers its own)
+INITIAL_CID_LENGTH = 8
+
+
+def early_client_cid() -> tuple[bytes, bytes]:
+    """(a fresh initial client CID, its REGISTER_CLIENT_CID capsule) to send right after
+    the request headers (draft-ietf-masque-quic-proxy-06 section 5.9: "initial
+    REGISTER_CLIENT_CID capsules MAY be sent prior to receiving an HTTP response")."""
+    cid = os.urandom(INITIAL_CID_LENGTH)
+    return cid, RegisterClientCid(cid).encode()
+
+
+def adopt_initial_cid(quic: QuicConnection, cid: bytes) -> bool:
+    """Make `cid` the not yet connected client `quic`'s initial source connection ID (the
+    one registered early); False (nothing changed) when its length is not the
+    connection's. Sets aioquic's three copies of it."""
+    if len(cid) != quic.configuration.connection_id_length or len(quic._host_cids) != 1:
+        return False
+    quic._host_cids[0].cid = cid
+    quic.host_cid = cid
+    quic._local_initial_source_connection_id = cid
+    return True
 
 
 @dataclass
@@ -120,6 +152,15 @@ class TunnelForwardingClient:
         self._target_lengths: dict[int, int] = {}
         self.counters = ForwardingCounters()
 
+    def registered_early(self, cid: bytes) -> None:
+        """`cid` was registered with the request, before this state existed: count it as
+        the first registration (sequence 0, within the initial allowance) without sending
+        it again."""
+        sent = self.state.add_client_cid(cid)
+        if sent != [RegisterClientCid(cid)]:  # pragma: no cover - a fresh state allows 0
+            raise RuntimeError(f"the early registration of {cid.hex()} is not sequence 0")
+        self.counters.capsules_sent += 1
+
     # -- capsules --------------------------------------------------------------------------
     def _send(self, capsules: list[CidCapsule]) -> None:
         for capsule in capsules:
@@ -189,6 +230,16 @@ class TunnelForwardingClient:
                                                  connection_id.stateless_reset_token or b""))
         for cid in host:
             self._send(self.state.add_client_cid(cid))
+
+    def ready(self, quic: QuicConnection) -> bool:
+        """Whether both directions of `quic` are mapped: the target CID it sends to has a
+        target VCID, and the client CID it receives on has a client VCID (acknowledged
+        with ACK_CLIENT_VCID; when the proxy's forwarding starts is up to the proxy)."""
+        if not self.outcome.forwarding or quic._peer_cid.sequence_number is None:
+            return False
+        reg = self.state.client.get(quic.host_cid)
+        return quic._peer_cid.cid in self.target_vcids and reg is not None and (
+            reg.vcid is not None)
 
     def outgoing(self, packet: bytes) -> bytes | None:
         """The packet with its target VCID when it may be forwarded, else None."""

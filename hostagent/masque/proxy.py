@@ -69,6 +69,7 @@ from hostagent.masque.h3 import (
 )
 from hostagent.masque.outer import OuterProtocol
 from hostagent.masque.proxy_forwarding import (
+    TABLE_CLOSE_WAIT_S,
     ForwardingQuicServer,
     TunnelForwarding,
     VcidAllocator,
@@ -82,7 +83,12 @@ from hostagent.masque.quic_proxy import (
     ProtocolViolation,
     proxy_negotiate,
 )
-from hostagent.masque.quic_proxy_wire import DRAFT, CapsuleError, is_cid_capsule
+from hostagent.masque.quic_proxy_wire import (
+    DRAFT,
+    CapsuleError,
+    is_cid_capsule,
+    is_short_header,
+)
 from hostagent.masque.wire import (
     CAPSULE_DATAGRAM,
     CONTEXT_UDP,
@@ -247,6 +253,10 @@ class TunnelCounters:
     up_bytes: int = 0
     down_packets: int = 0
     down_bytes: int = 0
+    #: of up/down_packets, those with a QUIC short header (an inner connection's 1-RTT
+    #: packets, after its handshake): what forwarded mode could have taken off this host
+    up_short_packets: int = 0
+    down_short_packets: int = 0
     down_too_large: int = 0  # datagram mode: too large for a DATAGRAM frame, dropped
     down_queue_full: int = 0  # datagram mode: dropped, MAX_PENDING_DATAGRAMS already queued
     dropped_context: int = 0  # HTTP Datagrams with an unknown context ID
@@ -305,6 +315,8 @@ class ProxyTunnel:
         self.last_activity = time.monotonic()
         self.counters.up_packets += 1
         self.counters.up_bytes += len(payload)
+        if is_short_header(payload):
+            self.counters.up_short_packets += 1
         self.transport.sendto(payload)
 
     def from_target(self, payload: bytes) -> None:
@@ -316,6 +328,8 @@ class ProxyTunnel:
             return  # forwarded mode: rewritten and sent to the client, not relayed
         self.counters.down_packets += 1
         self.counters.down_bytes += len(payload)
+        if is_short_header(payload):
+            self.counters.down_short_packets += 1
         self.proto.send_udp(self, payload)
 
     def close(self, reason: str, *, end_stream: bool = True) -> None:
@@ -628,7 +642,8 @@ class MasqueProxy:
         self.stats: dict[str, int] = {
             "tunnels_opened": 0, "tunnels_closed": 0, "requests_refused": 0,
             "datagrams_without_tunnel": 0, "up_packets": 0, "up_bytes": 0,
-            "down_packets": 0, "down_bytes": 0, "forwarded_up_packets": 0,
+            "down_packets": 0, "down_bytes": 0, "up_short_packets": 0,
+            "down_short_packets": 0, "forwarded_up_packets": 0,
             "forwarded_up_bytes": 0, "forwarded_down_packets": 0,
             "forwarded_down_bytes": 0}
         self.refusals: dict[int, int] = {}
@@ -637,6 +652,8 @@ class MasqueProxy:
         self.forwarding_tables: list[ForwardingTable] = [self.forwarder,
                                                          *forwarding_tables]
         self._forwarding_tunnels: dict[str, ProxyTunnel] = {}
+        #: forwarding tables' calls still running (installs, removals), awaited on close
+        self.table_calls: set[asyncio.Future[None]] = set()
         self._client_local: dict[str, tuple[str, int]] = {}
         self._bound: tuple[str, int] = ("", 0)
         self.server: ForwardingQuicServer | None = None
@@ -694,7 +711,8 @@ class MasqueProxy:
             new_vcid=VcidAllocator(lambda client: self._client_side_cids(tunnel.proto,
                                                                          client)),
             max_active=self.settings.max_connection_ids, tables=self.forwarding_tables,
-            client=client, client_local=self.client_facing_local(client))
+            client=client, client_local=self.client_facing_local(client),
+            pending=self.table_calls)
         tunnel.quic_proxy = forwarding
         if negotiation.forwarding:
             target = forwarding.target_tuple()
@@ -781,6 +799,12 @@ class MasqueProxy:
             proto.close()
         if self.server is not None:
             self.server.close()
+        if self.table_calls:  # the closed tunnels' removals, before the controller goes
+            _done, late = await asyncio.wait(set(self.table_calls),
+                                            timeout=TABLE_CLOSE_WAIT_S)
+            if late:
+                log.warning("closing: %d forwarding-table call(s) unfinished after %g s; a "
+                            "switch may keep those mappings", len(late), TABLE_CLOSE_WAIT_S)
         closing = getattr(self.fastpath, "aclose", None)
         if closing is not None:
             await closing()
@@ -888,8 +912,8 @@ class MasqueProxy:
         self.stats["tunnels_closed"] += 1
         c = tunnel.counters
         for key in ("up_packets", "up_bytes", "down_packets", "down_bytes",
-                    "forwarded_up_packets", "forwarded_up_bytes", "forwarded_down_packets",
-                    "forwarded_down_bytes"):
+                    "up_short_packets", "down_short_packets", "forwarded_up_packets",
+                    "forwarded_up_bytes", "forwarded_down_packets", "forwarded_down_bytes"):
             self.stats[key] += getattr(c, key)
         forwarded = (f", forwarded up {c.forwarded_up_packets} pkts/{c.forwarded_up_bytes} B"
                      f" down {c.forwarded_down_packets} pkts/{c.forwarded_down_bytes} B"

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "short-header packets of inner QUIC connections then bypass the "
                         "tunnel, forwarded by this proxy (default: off; connection IDs are "
                         "still acknowledged, without virtual IDs)")
+    parser.add_argument("--no-switch-forwarding", action="store_true",
+                        help="with --quic-forwarding and --controller: forward in this "
+                        "proxy's software only, installing no mapping in the switch (the "
+                        "controller still serves --fastpath requests)")
     parser.add_argument("--max-connection-ids", type=int, default=DEFAULT_MAX_ACTIVE_CIDS,
                         metavar="N", help="connection-ID registrations a request may hold "
                         f"at once (default {DEFAULT_MAX_ACTIVE_CIDS}; at least 2)")
@@ -94,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--idle-timeout must be > 0")
     if args.max_connection_ids < 2:
         parser.error("--max-connection-ids must be >= 2 (the draft's initial allowance)")
+    if args.no_switch_forwarding and not args.quic_forwarding:
+        parser.error("--no-switch-forwarding goes with --quic-forwarding")
     if args.controller:
         try:
             parse_host_port(args.controller)
@@ -122,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token,
                                                  tls=tls)
                               if args.controller else NoController())
-        # with a controller, forwarded-mode rules go to the switch too
+        # with a controller, forwarded-mode rules go to the switch too (unless told not to)
         switch_table = (ControllerForwardingTable(hook)
                         if args.quic_forwarding and isinstance(hook, ControllerFastPath)
-                        else None)
+                        and not args.no_switch_forwarding else None)
         proxy = MasqueProxy(settings, fastpath=hook,
                             forwarding_tables=[switch_table] if switch_table else [])
         await proxy.start(host, port, args.certificate, args.private_key)

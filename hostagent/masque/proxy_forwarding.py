@@ -127,6 +127,9 @@ class VcidAllocator:
 #: controller) to install the rule it announces; after that it goes anyway, since the
 #: software forwarder covers whatever the switch does not have yet
 TABLE_INSTALL_WAIT_S = 2.0
+#: how long a closing proxy waits for its tables to finish their calls (the removals of
+#: its mappings: a switch would otherwise keep them after the proxy is gone)
+TABLE_CLOSE_WAIT_S = 10.0
 
 
 def run_table_call(result: None | Awaitable[None], what: str) -> asyncio.Future[None] | None:
@@ -150,12 +153,16 @@ class TunnelForwarding:
     def __init__(self, tunnel: ProxyTunnel, negotiation: Negotiation, *,
                  new_vcid: Callable[[int, bool], bytes], max_active: int,
                  tables: list[ForwardingTable], client: Address,
-                 client_local: Address) -> None:
+                 client_local: Address,
+                 pending: set[asyncio.Future[None]] | None = None) -> None:
         self.tunnel = tunnel
         self.negotiation = negotiation
         self.state = ProxyCidState(forwarding=negotiation.forwarding, new_vcid=new_vcid,
                                    max_active=max_active)
         self.tables = tables
+        #: the tables' calls still running (shared with the proxy, which waits for them
+        #: when it closes)
+        self.pending: set[asyncio.Future[None]] = set() if pending is None else pending
         self.client, self.client_local = client, client_local
         self.rules: dict[ToClientRule | ToTargetRule, ForwardingRule] = {}
         self.capsules_sent = self.capsules_received = 0
@@ -266,15 +273,22 @@ class TunnelForwarding:
                 self.tunnel.label, rule)
         pending = [run_table_call(table.install(rule), f"install {rule}")
                    for table in self.tables]
-        return [f for f in pending if f is not None]
+        running = [f for f in pending if f is not None]
+        self._track(running)
+        return running
+
+    def _track(self, futures: list[asyncio.Future[None]]) -> None:
+        for future in futures:
+            self.pending.add(future)
+            future.add_done_callback(self.pending.discard)
 
     def _remove(self, key: ToClientRule | ToTargetRule) -> None:
         rule = self.rules.pop(key, None)
         if rule is None:
             return
         log.debug("tunnel %s: no longer forwarding %s", self.tunnel.label, rule)
-        for table in self.tables:
-            run_table_call(table.remove(rule), f"remove {rule}")
+        self._track([f for f in (run_table_call(table.remove(rule), f"remove {rule}")
+                                 for table in self.tables) if f is not None])
 
 
 def client_side_vcids(forwarder: SoftwareForwarder, client: bool) -> Iterable[bytes]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from typing import Any, Protocol
 
 from hostagent.masque.forwarding import ForwardingRule
@@ -56,7 +57,10 @@ class ControllerForwardingTable:
 
     def __init__(self, northbound: NorthboundCaller) -> None:
         self.northbound = northbound
-        self.stats = {"installed": 0, "removed": 0, "declined": 0, "failed": 0}
+        #: what happened, and how long installs took (ms, from the call to the answer:
+        #: the controller round trip a mapping waits for before the proxy acknowledges it)
+        self.stats = {"installed": 0, "removed": 0, "declined": 0, "failed": 0,
+                      "install_ms_total": 0, "install_ms_max": 0}
         self._installed: set[tuple[object, ...]] = set()
         self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
 
@@ -82,6 +86,7 @@ class ControllerForwardingTable:
             log.info("forwarded mode: %s stays on the proxy host: %s", rule, reason)
             return
         key = self._key(rule)
+        started = time.monotonic()
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
                 await self.northbound.stub().InstallQuicMapping(
@@ -93,6 +98,9 @@ class ControllerForwardingTable:
                 return
             self._installed.add(key)
             self.stats["installed"] += 1
+            took = round(1000 * (time.monotonic() - started))
+            self.stats["install_ms_total"] += took
+            self.stats["install_ms_max"] = max(self.stats["install_ms_max"], took)
             log.info("forwarded mode: the switch forwards %s", rule)
 
     async def remove(self, rule: ForwardingRule) -> None:

@@ -6,12 +6,12 @@ and echoes `--streams` streams of `--size` bytes with the QUIC echo target
 (scheduled by `--inner-scheduler`). Two timings:
 
 - all at once (default; `--open-gap` staggers the tunnels' opens): every tunnel,
-  handshake and request starts at t0; a
-  connection's latency is from its tunnel's stream open (the CONNECT-UDP request,
-  `opened` after t0) to its last echoed byte, as the seed measured (the
-  FCFS-vs-RR run);
-- `--setup-first`: every tunnel and handshake first, then all streams at t0; a
-  stream's latency is from t0 to its last echoed byte (the nested-priority run).
+  handshake and request starts at t0; a connection's latency is from its tunnel's
+  stream open (the CONNECT-UDP request, `opened` after t0) to its last echoed byte, as
+  the seed measured (the FCFS-vs-RR run);
+- `--setup-first`: every tunnel and handshake first (with `--quic-forwarding`, and
+  its mappings both ways), then all streams at t0; a stream's latency is from t0 to
+  its last echoed byte (the nested-priority run, the bulk transfers).
 
 Prints one JSON document (records and timings) on stdout. Run in the client's
 namespace by the experiments in `experiments/masque_*.py`:
@@ -34,7 +34,8 @@ from typing import Any
 
 from clikit import setup_logging
 from clikit.args import parse_host_port
-from hostagent.masque.client import InnerConnection, MasqueClient, MasqueError
+from hostagent.masque.client import InnerConnection, MasqueClient, MasqueError, UdpTunnel
+from hostagent.masque.client_forwarding import TunnelForwardingClient
 from hostagent.masque.proxy import MODES
 from hostagent.schedulers import SCHEDULERS, StreamMeta
 
@@ -52,6 +53,7 @@ class Record:
     opened: float | None = None  # seconds from t0 to the tunnel's stream open (all at once)
     error: str | None = None
     fastpath: bool = False  # the tunnel's packets went through the switch's fast path
+    forwarding: bool = False  # the proxy agreed to forwarded mode (QUIC-aware proxying)
 
 
 def priority_of(conn: int, priorities: int, seed: int = 1) -> int:
@@ -64,21 +66,62 @@ def priority_of(conn: int, priorities: int, seed: int = 1) -> int:
     return order[conn % priorities]
 
 
+def class_of(conn: int, classes: list[int]) -> int:
+    """Outer priority of connection `conn` with fixed classes: they take turns."""
+    return classes[conn % len(classes)]
+
+
+def parse_classes(text: str) -> list[int]:
+    """`--classes` ("0,10"): the priorities, each >= 0; ValueError on a bad list."""
+    try:
+        classes = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--classes: {text!r} is not a comma-separated list of "
+                         "integers") from None
+    if not classes or any(c < 0 for c in classes):
+        raise ValueError(f"--classes: {text!r}: give one or more priorities >= 0")
+    return classes
+
+
 def stream_priority_of(stream: int, streams: int, levels: int) -> int:
     """Inner priority of stream `stream`: evenly 1..levels over the streams, or 0."""
     return 0 if levels <= 0 else stream * levels // max(1, streams) + 1
 
 
+#: how long `--setup-first` waits for a tunnel's forwarded-mode mappings (then goes on:
+#: its packets stay in the tunnel until the mappings come)
+MAPPING_WAIT_S = 5.0
+
+
+async def forwarding_ready(forwarding: TunnelForwardingClient, inner: InnerConnection,
+                           timeout: float) -> bool:
+    """Wait until the inner connection's CIDs in use are mapped both ways (or `timeout`);
+    whether they are."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not forwarding.ready(inner.quic):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
 async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, connections: int,
                        streams: int, size: int, outer_scheduler: str, inner_scheduler: str,
                        mode: str = "stream", priorities: int = 0, setup_first: bool = False,
-                       timeout: float = 60.0, seed: int = 1,
-                       fastpath: bool = False, open_gap: float = 0.0) -> dict[str, Any]:
-    """Run the workload; the records and timings as a JSON-ready dict."""
+                       timeout: float = 60.0, seed: int = 1, fastpath: bool = False,
+                       open_gap: float = 0.0, quic_forwarding: bool = False,
+                       classes: list[int] | None = None) -> dict[str, Any]:
+    """Run the workload; the records, each tunnel's counters and the timings as a
+    JSON-ready dict. `classes` (e.g. [0, 10]) gives the tunnels these outer priorities
+    in turn instead of `priorities`' shuffled levels."""
     loop = asyncio.get_running_loop()
-    records = [Record(c, s, priority_of(c, priorities, seed),
+    records = [Record(c, s, class_of(c, classes) if classes
+                      else priority_of(c, priorities, seed),
                       stream_priority_of(s, streams, priorities), size)
                for c in range(connections) for s in range(streams)]
+    tunnels: list[UdpTunnel | None] = [None] * connections
+    at_setup: list[dict[str, Any]] = []
     by_conn = [records[c * streams:(c + 1) * streams] for c in range(connections)]
     started = time.monotonic()
     async with MasqueClient(*proxy, scheduler=outer_scheduler) as client:
@@ -97,10 +140,17 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
             try:
                 tunnel = await client.open_udp(*target, mode=mode,
                                                meta=StreamMeta(priority=mine[0].priority),
-                                               fastpath=fastpath, timeout=timeout)
+                                               fastpath=fastpath,
+                                               quic_forwarding=quic_forwarding,
+                                               timeout=timeout)
+                tunnels[c] = tunnel
                 for record in mine:
                     record.fastpath = tunnel.on_fastpath
+                    record.forwarding = tunnel.forwarding
                 inner = await tunnel.quic(scheduler=inner_scheduler, timeout=timeout)
+                if setup_first and tunnel.quic_proxy is not None:
+                    # forwarded mode: the set-up ends once both directions are mapped
+                    await forwarding_ready(tunnel.quic_proxy, inner, MAPPING_WAIT_S)
                 inners[c] = inner
                 if setup_first:
                     await go.wait()
@@ -127,6 +177,9 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
                 await asyncio.sleep(0.01)
             setup_time = loop.time() - t0
             t0 = loop.time()
+            # what each tunnel had carried by the end of the set-up (its handshake)
+            at_setup = [{"conn": c, **t.counters()} for c, t in enumerate(tunnels)
+                        if t is not None]
             go.set()
         done, pending_tasks = await asyncio.wait(tasks, timeout=timeout)
         for task in pending_tasks:
@@ -135,13 +188,20 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
             if record.latency is None and record.error is None:
                 record.error = f"not done after {timeout:g} s"
         total = loop.time() - t0
+        counters = [{"conn": c, **t.counters()} for c, t in enumerate(tunnels)
+                    if t is not None]
         for inner in inners:
             if inner is not None:
                 inner.close()
     # from t0 until the last echo (opened is None with --setup-first: t0 is the start)
     finished = [r.latency + (0.0 if setup_first else r.opened or 0.0)
                 for r in records if r.latency is not None]
-    return {"records": [asdict(r) for r in records], "setup_time": setup_time,
+    return {"records": [asdict(r) for r in records], "tunnels": counters,
+            "tunnels_at_setup": at_setup,
+            # the event loop's clock is the host's monotonic clock: another process on
+            # this host can place these (e.g. to read a daemon's CPU time between them)
+            "t0_monotonic": t0, "end_monotonic": t0 + max(finished, default=0.0),
+            "setup_time": setup_time,
             "total_time": max(finished) if len(finished) == len(records) else None,
             "elapsed": total, "wall": time.monotonic() - started}
 
@@ -163,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="outer priority levels 1..N, shuffled over the connections "
                         "with --seed (0: every tunnel priority 0)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the priority shuffle")
+    parser.add_argument("--classes", metavar="P,P,...",
+                        help="outer priorities the tunnels take in turn (e.g. 0,10: even "
+                        "tunnels 0, odd 10), instead of --priorities' shuffled levels")
     parser.add_argument("--setup-first", action="store_true",
                         help="open every tunnel and handshake before t0")
     parser.add_argument("--timeout", type=float, default=60.0)
@@ -171,20 +234,26 @@ def main(argv: list[str] | None = None) -> int:
                         "(not with --setup-first)")
     parser.add_argument("--fastpath", action="store_true",
                         help="ask the proxy for the switch fast path for every tunnel")
+    parser.add_argument("--quic-forwarding", action="store_true",
+                        help="ask the proxy for forwarded mode (draft-ietf-masque-quic-proxy) "
+                        "for every tunnel's inner QUIC connection")
     args = parser.parse_args(argv)
     if args.open_gap < 0 or (args.open_gap and args.setup_first):
         parser.error("--open-gap must be >= 0 and does not go with --setup-first")
     try:
         proxy, target = parse_host_port(args.proxy), parse_host_port(args.target)
+        classes = parse_classes(args.classes) if args.classes is not None else None
     except ValueError as exc:
         parser.error(str(exc))
+    if classes and args.priorities:
+        parser.error("--classes and --priorities exclude each other")
     setup_logging(logging.WARNING)
     result = asyncio.run(run_workload(
         proxy, target, connections=args.connections, streams=args.streams, size=args.size,
         outer_scheduler=args.outer_scheduler, inner_scheduler=args.inner_scheduler,
         mode=args.mode, priorities=args.priorities, setup_first=args.setup_first,
         timeout=args.timeout, seed=args.seed, fastpath=args.fastpath,
-        open_gap=args.open_gap))
+        open_gap=args.open_gap, quic_forwarding=args.quic_forwarding, classes=classes))
     json.dump(result, sys.stdout)
     print()
     return 0

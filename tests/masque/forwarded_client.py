@@ -5,8 +5,9 @@
 Opens a tunnel asking for forwarded mode (draft-ietf-masque-quic-proxy), runs an inner
 QUIC echo through it (the handshake tunnelled, then short headers forwarded with
 virtual connection IDs), switches to a new target connection ID in the middle of a
-transfer, prints ``RESULT {json}``, and keeps the tunnel (and so the switch's mappings)
-until RELEASE_FILE exists; then closes and prints ``CLOSED``.
+transfer (once RELEASE_FILE.rotate exists, after ``FIRST_DONE``), prints ``RESULT
+{json}``, and keeps the tunnel (and so the switch's mappings) until RELEASE_FILE exists;
+then closes and prints ``CLOSED``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ async def wait_until(predicate: object, seconds: float = 20.0) -> bool:
 
 
 async def main(proxy: str, target: str, release: Path) -> None:
+    rotate = release.with_name(release.name + ".rotate")
     phost, pport = parse_host_port(proxy)
     thost, tport = parse_host_port(target)
     async with MasqueClient(phost, pport) as client:
@@ -50,6 +52,11 @@ async def main(proxy: str, target: str, release: Path) -> None:
 
             result["ready"] = await wait_until(ready)
             first = await inner.request(PAYLOAD, timeout=30)
+            # the rotation makes the target switch to a new client CID too: let the test
+            # see the switch hold every mapping first (ROTATE_FILE), so that what the
+            # proxy host forwards is only the set-up window, not a mapping still queued
+            print("FIRST_DONE", flush=True)
+            await wait_until(rotate.exists)
             old_cid = inner.quic._peer_cid.cid
             echo = inner.send(PAYLOAD)
             await asyncio.sleep(0.05)

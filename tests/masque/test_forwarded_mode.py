@@ -419,3 +419,86 @@ def test_acknowledgements_wait_for_the_tables_to_install() -> None:
                 tunnel.close()
 
     asyncio.run(main())
+
+
+def test_the_initial_client_cid_is_registered_with_the_request() -> None:
+    """The draft lets the initial REGISTER_CLIENT_CID precede the response: sent with the
+    request, its ACK_CLIENT_VCID leaves with the inner Initial, so even a slow table (a
+    switch behind its controller) has the target-to-client rule before the inner
+    handshake has begun, a round trip before the target's first short-header packet."""
+    table = SlowTable()
+
+    async def main() -> None:
+        async with environment(quic_forwarding=True) as env:
+            await env.proxy.close()
+            env.proxy = MasqueProxy(ProxySettings(allow=["127.0.0.0/8"], quic_forwarding=True),
+                                    forwarding_tables=[table])
+            await env.proxy.start(LOOPBACK, 0)
+            async with env.client() as client:
+                tunnel = await client.open_udp(LOOPBACK, env.quic_port, quic_forwarding=True)
+                # no inner connection yet: the registration went with the request
+                await wait_for(lambda: any(r.direction == TO_CLIENT for r in table.installed),
+                               what="the early registration's rule in the slow table")
+                (down,) = [r for r in table.installed if r.direction == TO_CLIENT]
+                inner = await tunnel.quic(timeout=10)
+                assert inner.quic.host_cid == down.dcid
+                assert await inner.request(PAYLOAD[:50_000], timeout=10) == PAYLOAD[:50_000]
+                proxied = _proxied(env)
+                # the target's short headers never went through the tunnel
+                assert proxied.counters.down_short_packets == 0
+                assert proxied.counters.forwarded_down_packets > 20
+                fwd = tunnel.quic_proxy
+                assert fwd is not None and fwd.counters.rejected == []
+                inner.close()
+                tunnel.close()
+
+    run(main())
+
+
+def test_an_initial_cid_of_another_length_is_not_adopted() -> None:
+    from aioquic.quic.configuration import QuicConfiguration
+
+    from hostagent.masque.client_forwarding import adopt_initial_cid, early_client_cid
+
+    cid, capsule = early_client_cid()
+    assert capsule == w.RegisterClientCid(cid).encode()
+    quic = proxy_mod.QuicConnection(configuration=QuicConfiguration(
+        is_client=True, connection_id_length=4))
+    assert not adopt_initial_cid(quic, cid)
+    assert quic.host_cid != cid
+    quic = proxy_mod.QuicConnection(configuration=QuicConfiguration(is_client=True))
+    assert adopt_initial_cid(quic, cid)
+    assert quic.host_cid == cid == quic._host_cids[0].cid
+
+
+class SlowRemoveTable(RecordingTable):
+    """A table whose removals take a while (a switch behind a busy controller)."""
+
+    async def remove(self, rule: ForwardingRule) -> None:  # type: ignore[override]
+        await asyncio.sleep(0.3)
+        self.removed.append(rule)
+
+
+def test_a_closing_proxy_waits_for_its_mappings_to_be_removed() -> None:
+    """Else a switch keeps the mappings of a proxy that is gone (and a controller's
+    per-client allowance stays used up)."""
+    table = SlowRemoveTable()
+
+    async def main() -> None:
+        async with environment(quic_forwarding=True) as env:
+            await env.proxy.close()
+            env.proxy = MasqueProxy(ProxySettings(allow=["127.0.0.0/8"], quic_forwarding=True),
+                                    forwarding_tables=[table])
+            await env.proxy.start(LOOPBACK, 0)
+            async with env.client() as client:
+                tunnel = await client.open_udp(LOOPBACK, env.quic_port, quic_forwarding=True)
+                inner = await tunnel.quic(timeout=10)
+                await _forwarding_ready(tunnel, inner)
+                assert await inner.request(b"z" * 3000, timeout=10) == b"z" * 3000
+                await wait_for(lambda: len(table.installed) == len(env.proxy.forwarder),
+                               what="the table to catch up")
+                await env.proxy.close()  # with the tunnel still open
+                assert table.installed and set(table.removed) == set(table.installed)
+                assert not env.proxy.table_calls
+
+    run(main())

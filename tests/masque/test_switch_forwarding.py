@@ -67,4 +67,6 @@ def test_install_and_remove_reach_the_controller_once() -> None:
     assert (first.src_addr, first.src_port, first.dst_port, first.out_src_port) == (
         "10.0.1.10", 5000, 4433, 40001)
     assert (first.dcid, first.new_dcid, first.rank) == (b"\x11" * 8, b"\x22" * 8, 7)
-    assert table.stats == {"installed": 2, "removed": 1, "declined": 1, "failed": 1}
+    counts = {k: v for k, v in table.stats.items() if not k.startswith("install_ms")}
+    assert counts == {"installed": 2, "removed": 1, "declined": 1, "failed": 1}
+    assert 0 <= table.stats["install_ms_max"] <= table.stats["install_ms_total"]
