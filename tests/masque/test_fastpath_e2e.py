@@ -172,6 +172,37 @@ async def read_direct_counters(switch_addr: str) -> dict[str, tuple[int, int]]:
         await session.close()
 
 
+def start_services(stack: contextlib.ExitStack, topology: Topology, tmp_path: Path,
+                   proxy_flags: tuple[str, ...] = (), proxy_client: bool = False
+                   ) -> tuple[launcher.SwitchConfig, NamespaceProcess]:
+    """The switch (the selected target), mp-controller (northbound over TLS), mp-target and
+    mp-proxy (with `proxy_flags`), each stopped by `stack`; (switch config, proxy).
+    `proxy_client`: the proxy's controller client may install QUIC mappings."""
+    switch_cfg = launcher.SwitchConfig(ports=dict(topology.switch_if),
+                                       grpc_addr=launcher.free_grpc_addr(),
+                                       log_file=tmp_path / "switch.log")
+    nb_port = launcher.free_tcp_port()
+    config = write_config(tmp_path, switch_cfg.grpc_addr, nb_port)
+    if proxy_client:
+        config.write_text(config.read_text() + "proxy = true\n")  # the [[client]] "proxy"
+    stack.enter_context(launcher.SwitchProcess(launcher.selected_target(), switch_cfg))
+    stack.enter_context(NamespaceProcess(
+        None, python_module("controller.daemon", "--config", str(config), "--log-level",
+                            "info"), ready=r"pipeline pushed", ready_timeout=60,
+        name="mp-controller"))
+    stack.enter_context(NamespaceProcess(
+        topology.ns[3], python_module("hostagent.masque.target_cli", "--quic",
+                                      f"{plan.TARGET}:4433"), ready=r"ready",
+        name="mp-target"))
+    proxy = stack.enter_context(NamespaceProcess(
+        topology.ns[2], python_module(
+            "hostagent.masque.proxy_cli", "--listen", f"{plan.PROXY}:4433", "--allow",
+            plan.SUBNET[3], *proxy_flags, "--controller", f"{MGMT_ROOT}:{nb_port}",
+            "--controller-token", "proxy-token", "--tls-ca", str(tmp_path / "pki" / "ca.pem")),
+        ready=r"serving CONNECT-UDP", name="mp-proxy"))
+    return switch_cfg, proxy
+
+
 @pytest.fixture
 def topology() -> Iterator[Topology]:
     if not capabilities.netns().available:
@@ -187,28 +218,9 @@ def topology() -> Iterator[Topology]:
 def test_inner_quic_echo_runs_through_the_switch_fast_path(topology: Topology,
                                                            tmp_path: Path) -> None:
     target = launcher.selected_target()
-    switch_cfg = launcher.SwitchConfig(ports=dict(topology.switch_if),
-                                       grpc_addr=launcher.free_grpc_addr(),
-                                       log_file=tmp_path / "switch.log")
-    nb_port = launcher.free_tcp_port()
-    config = write_config(tmp_path, switch_cfg.grpc_addr, nb_port)
     release = tmp_path / "release"
     with contextlib.ExitStack() as stack:
-        stack.enter_context(launcher.SwitchProcess(target, switch_cfg))
-        stack.enter_context(NamespaceProcess(
-            None, python_module("controller.daemon", "--config", str(config), "--log-level",
-                                "info"), ready=r"pipeline pushed", ready_timeout=60,
-            name="mp-controller"))
-        stack.enter_context(NamespaceProcess(
-            topology.ns[3], python_module("hostagent.masque.target_cli", "--quic",
-                                          f"{plan.TARGET}:4433"), ready=r"ready",
-            name="mp-target"))
-        proxy = stack.enter_context(NamespaceProcess(
-            topology.ns[2], python_module(
-                "hostagent.masque.proxy_cli", "--listen", f"{plan.PROXY}:4433", "--allow",
-                plan.SUBNET[3], "--controller", f"{MGMT_ROOT}:{nb_port}",
-                "--controller-token", "proxy-token", "--tls-ca", str(tmp_path / "pki" / "ca.pem")),
-            ready=r"serving CONNECT-UDP", name="mp-proxy"))
+        switch_cfg, proxy = start_services(stack, topology, tmp_path)
         client = NamespaceProcess(
             topology.ns[1], [sys.executable, str(HERE / "fastpath_client.py"),
                              f"{plan.PROXY}:4433", f"{plan.TARGET}:4433", str(release)],

@@ -21,14 +21,13 @@ import pytest
 
 from bmv2 import launcher
 from controller.p4runtime import NotPrimary, P4RuntimeSession
-from netlab.nsprocess import NamespaceProcess, python_module
+from netlab.nsprocess import NamespaceProcess
 from tests.dataplane import plan
 from tests.masque.test_fastpath_e2e import (  # noqa: F401 - the fixture
     HERE,
-    MGMT_ROOT,
     Topology,
+    start_services,
     topology,
-    write_config,
 )
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -50,29 +49,10 @@ async def forwarded_by_switch(switch_addr: str) -> tuple[int, int]:
 def test_inner_quic_runs_forwarded_through_the_switch(topology: Topology,  # noqa: F811
                                                        tmp_path: Path) -> None:
     target = launcher.selected_target()
-    switch_cfg = launcher.SwitchConfig(ports=dict(topology.switch_if),
-                                       grpc_addr=launcher.free_grpc_addr(),
-                                       log_file=tmp_path / "switch.log")
-    nb_port = launcher.free_tcp_port()
-    config = write_config(tmp_path, switch_cfg.grpc_addr, nb_port)
-    config.write_text(config.read_text() + "proxy = true\n")  # the [[client]] "proxy"
     release = tmp_path / "release"
     with contextlib.ExitStack() as stack:
-        stack.enter_context(launcher.SwitchProcess(target, switch_cfg))
-        stack.enter_context(NamespaceProcess(
-            None, python_module("controller.daemon", "--config", str(config), "--log-level",
-                                "info"), ready=r"pipeline pushed", ready_timeout=60,
-            name="mp-controller"))
-        stack.enter_context(NamespaceProcess(
-            topology.ns[3], python_module("hostagent.masque.target_cli", "--quic",
-                                          f"{plan.TARGET}:4433"), ready=r"ready",
-            name="mp-target"))
-        proxy = stack.enter_context(NamespaceProcess(
-            topology.ns[2], python_module(
-                "hostagent.masque.proxy_cli", "--listen", f"{plan.PROXY}:4433", "--allow",
-                plan.SUBNET[3], "--quic-forwarding", "--controller", f"{MGMT_ROOT}:{nb_port}",
-                "--controller-token", "proxy-token", "--tls-ca", str(tmp_path / "pki" / "ca.pem")),
-            ready=r"serving CONNECT-UDP", name="mp-proxy"))
+        switch_cfg, proxy = start_services(stack, topology, tmp_path,
+                                           ("--quic-forwarding",), proxy_client=True)
         client = NamespaceProcess(
             topology.ns[1], [sys.executable, str(HERE / "forwarded_client.py"),
                              f"{plan.PROXY}:4433", f"{plan.TARGET}:4433", str(release)],
