@@ -62,6 +62,9 @@ def summarize_run(result: dict[str, Any], deadline: float) -> dict[str, Any]:
             "on_time": sum(1 for v in latencies if v <= deadline) / len(records)
             if records else None,
             "latency_quartiles": quartiles(latencies), "total_time": result["total_time"],
+            "client_cpu_share": (result["client_cpu_s"] / result["wall"]
+                                 if result.get("client_cpu_s") is not None
+                                 and result.get("wall") else None),
             "latencies": latencies,
             "errors": sorted({r["error"] for r in records if r["error"]})[:5]}
 
@@ -77,7 +80,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     on_time = [r["on_time"] for r in runs if r["on_time"] is not None]
     medians = [r["latency_quartiles"][1] for r in runs if r["latency_quartiles"]]
     totals = [r["total_time"] for r in runs if r["total_time"] is not None]
-    return {"runs": runs, "connections": runs[0]["connections"] if runs else 0,
+    cpu = [r["client_cpu_share"] for r in runs if r.get("client_cpu_share") is not None]
+    return {"client_cpu_share": cpu, "client_cpu_share_spread": _spread(cpu),
+            "runs": runs, "connections": runs[0]["connections"] if runs else 0,
             "on_time": on_time, "on_time_spread": _spread(on_time),
             "median_latency": medians, "median_latency_spread": _spread(medians),
             "total_time": totals, "total_time_spread": _spread(totals),
@@ -98,7 +103,7 @@ def format_table(summary: dict[str, dict[str, Any]], deadline: float) -> str:
     latency and the time until all were done (min-max over runs), the seed's beside."""
     header = (f"{'outer':<24} {'runs':>4} {f'% done <= {deadline:g} s, per run':<26} "
               f"{'min-med-max':>12} {'p50 s':>11} {'all done s':>11} {'seed':>5} "
-              f"{'seed all':>8}")
+              f"{'seed all':>8} {'client CPU':>10}")
     lines = [header, "-" * len(header)]
     for variant, row in summary.items():
         on, p50, total = (row["on_time_spread"], row["median_latency_spread"],
@@ -112,9 +117,41 @@ def format_table(summary: dict[str, dict[str, Any]], deadline: float) -> str:
         seed = seed_of(variant)
         seed_on, seed_all = ("n/a", "n/a") if seed is None else (f"{100 * seed[0]:.0f}%",
                                                                  f"~{seed[1]:.0f}")
+        cpu = row.get("client_cpu_share_spread")
+        cpus = "-" if cpu is None else f"{100 * cpu['median']:.0f}%"
         lines.append(f"{variant:<24} {len(row['runs']):>4} {_pcts(row['on_time']):<26} "
-                     f"{spread:>12} {p50s:>11} {totals:>11} {seed_on:>5} {seed_all:>8}")
+                     f"{spread:>12} {p50s:>11} {totals:>11} {seed_on:>5} {seed_all:>8} "
+                     f"{cpus:>10}")
+    verdict = rr_against_fcfs(summary)
+    if verdict:
+        lines.append(verdict)
+    if any((row.get("client_cpu_share_spread") or {}).get("max", 0) >= CPU_BOUND
+           for row in summary.values()):
+        lines.append(f"note: in some runs the client process used >= {100 * CPU_BOUND:.0f}% "
+                     "of a CPU: it, not the link, set the pace (a busy machine moves RR's "
+                     "step past the deadline; run on a quiet host)")
     return "\n".join(lines)
+
+
+#: a client process busy this share of the wall time was CPU-bound
+CPU_BOUND = 0.85
+
+
+def rr_against_fcfs(summary: dict[str, dict[str, Any]]) -> str | None:
+    """The seed's claim checked over the runs: RR's on-time share above FCFS's (median and
+    mean over the runs), FCFS being fcfs-activation (what the seed ran), else creation order;
+    None without both."""
+    rr = summary.get("rr")
+    fcfs = summary.get("fcfs-activation") or summary.get("fcfs")
+    if not rr or not fcfs or not rr["on_time"] or not fcfs["on_time"]:
+        return None
+    med = (statistics.median(rr["on_time"]), statistics.median(fcfs["on_time"]))
+    mean = (statistics.fmean(rr["on_time"]), statistics.fmean(fcfs["on_time"]))
+    holds = med[0] > med[1] and mean[0] > mean[1]
+    return (f"RR above FCFS on time (seed: 68% vs 17%): median {100 * med[0]:.0f}% vs "
+            f"{100 * med[1]:.0f}%, mean {100 * mean[0]:.0f}% vs {100 * mean[1]:.0f}% over "
+            f"{len(rr['on_time'])} / {len(fcfs['on_time'])} runs: "
+            + ("holds" if holds else "does not hold"))
 
 
 def cdf_plot(runs: dict[str, dict[str, Any]], path: Path, deadline: float, title: str) -> Path:

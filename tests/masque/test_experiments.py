@@ -28,6 +28,21 @@ def test_impairment_placement() -> None:
         directions(link, "sideways")
 
 
+@pytest.mark.parametrize("rr, fcfs, holds", [
+    ([1.0, 1.0, 0.26], [0.97, 0.74, 0.88], False),  # median above, mean below
+    ([0.9, 0.7, 0.8], [0.2, 0.3, 0.1], True),
+    ([0.5, 0.5], [0.5, 0.5], False),
+])
+def test_rr_against_fcfs_needs_median_and_mean_above(rr: list[float], fcfs: list[float],
+                                                       holds: bool) -> None:
+    from experiments.masque_fcfs_rr import rr_against_fcfs
+
+    verdict = rr_against_fcfs({"rr": {"on_time": rr}, "fcfs-activation": {"on_time": fcfs}})
+    assert verdict is not None
+    assert verdict.endswith(": holds" if holds else ": does not hold"), verdict
+    assert rr_against_fcfs({"rr": {"on_time": rr}}) is None
+
+
 def test_negative_open_gap_is_a_one_line_error() -> None:
     out = subprocess.run([sys.executable, "-m", "experiments.masque_fcfs_rr", "--open-gap",
                           "-1"], capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -103,10 +118,14 @@ def test_small_fcfs_rr_run(tmp_path: Path, tagged_run: TaggedRun) -> None:
                     result["total_time"] + 1e-9
                 assert record["opened"] >= 0.02 * record["conn"] - 0.005  # --open-gap
     assert (tmp_path / "masque_fcfs_rr.png").stat().st_size > 10_000
-    table = re.search(r"^outer +runs .*seed all$", out.stdout, re.MULTILINE)
+    table = re.search(r"^outer +runs .*seed all +client CPU$", out.stdout, re.MULTILINE)
     assert table, out.stdout
-    assert re.search(r"^fcfs-activation .* 17% +~24$", out.stdout, re.MULTILINE)
-    assert re.search(r"^rr .* 68% +~15$", out.stdout, re.MULTILINE)
+    assert re.search(r"^fcfs-activation .* 17% +~24 +\d+%$", out.stdout, re.MULTILINE)
+    assert re.search(r"^rr .* 68% +~15 +\d+%$", out.stdout, re.MULTILINE)
+    assert re.search(r"^RR above FCFS on time .* over 2 / 2 runs: (holds|does not hold)$",
+                     out.stdout, re.MULTILINE)
+    for row in data["summary"].values():
+        assert all(0 < c <= 2.5 for c in row["client_cpu_share"])  # one thread (+ GC)
     assert remains(tagged_run.tag) == []
 
 

@@ -53,7 +53,7 @@ def _plan(argv: list[str]) -> tuple[fm.Plan, Any]:
 
 def test_the_default_matrix_is_every_variant_workload_and_loss_grouped_by_loss() -> None:
     plan, args = _plan([])
-    assert len(plan.runs) == 4 * 2 * 3
+    assert len(plan.runs) == 4 * 3 * 3
     assert [r.loss for r in plan.runs] == sorted(r.loss for r in plan.runs)
     assert plan.classes == [0, 10] and plan.link.loss == 0 and plan.link.rate_bps == 5_000_000
     assert fm.with_loss(plan.link, 1.5).loss == pytest.approx(0.015)
@@ -78,6 +78,9 @@ def test_each_variant_gets_its_proxy_and_client_flags() -> None:
     assert "--quic-forwarding" in bulk and "--setup-first" in bulk
     assert bulk[bulk.index("--size") + 1] == "1000000"
     assert bulk[bulk.index("--classes") + 1] == "0,10"
+    plan, args = _plan(["--losses", "0", "--workloads", "echo-setup"])
+    split = fm.workload_args(plan.runs[0], args)
+    assert "--setup-first" in split and split[split.index("--size") + 1] == "10240"
 
 
 def test_the_proxys_counters_and_the_switchs_total_are_read_back() -> None:
@@ -133,6 +136,35 @@ def test_a_run_is_summarised_per_class_with_cpu_per_mb_and_relayed_packets() -> 
     assert (r["tunnel_after_setup_up"], r["tunnel_after_setup_down"]) == (0, 2)
     table = fm.format_table({"x": s}, [])
     assert "proxy s/MB" in table
+    # set-up CPU: (0.4 - 0.2) s over 2 tunnels
+    assert s["setup_cpu_ms_per_tunnel"]["mp-proxy"] == pytest.approx(100.0)
+
+
+def _bar_row(transfer_cpu: float, after_setup: int) -> dict[str, Any]:
+    return {"transfer_cpu_s_per_mb": {"mp-proxy": transfer_cpu},
+            "setup_cpu_ms_per_tunnel": {"mp-proxy": 12.0},
+            "relayed": {"tunnel_after_setup_up": after_setup, "tunnel_after_setup_down": 0,
+                        "software_up": 0, "software_down": 0, "switch": 500}}
+
+
+@pytest.mark.parametrize("switch_cpu, relayed, met", [
+    (0.010, 0, True),    # 1/30 of the cheaper tunnelled mode, nothing relayed
+    (0.025, 0, False),   # 1/12
+    (0.010, 1, False),   # one packet in the tunnel after the set-up
+])
+def test_the_bar_compares_the_transfer_phase_with_the_cheaper_tunnelled_mode(
+        switch_cpu: float, relayed: int, met: bool) -> None:
+    plan, _ = _plan(["--losses", "1.5", "--workloads", "echo,echo-setup"])
+    runs = {}
+    for r in plan.runs:
+        cpu = {"tunnel-dgram": 0.3, "tunnel-stream": 0.45, "fwd-soft": 0.1}.get(
+            r.variant.key, switch_cpu)
+        runs[r.label] = _bar_row(cpu, relayed if r.variant.key == "fwd-switch" else 0)
+    checks = fm.bar_check(runs, plan.runs)
+    assert [(c["workload"], c["loss"]) for c in checks] == [("echo-setup", 1.5)]  # no echo
+    assert checks[0]["tunnelled_cpu_s_per_mb"] == 0.3 and checks[0]["met"] is met
+    assert checks[0]["share"] == pytest.approx(switch_cpu / 0.3)
+    assert ("met" if met else "NOT") in fm.format_bar(checks)
 
 
 class _FakeTopo:
@@ -182,7 +214,8 @@ def test_small_run_through_the_switch(tmp_path: Path, tagged_run: TaggedRun) -> 
     out = subprocess.run(
         [sys.executable, "-m", "experiments.forwarded_mode", "--losses", "1", "--variants",
          "tunnel-dgram,fwd-soft,fwd-switch", "--connections", "4", "--size", "20000",
-         "--bulk-size", "150000", "--timeout", "40", "--out", str(tmp_path)],
+         "--bulk-size", "150000", "--timeout", "40", "--out", str(tmp_path),
+         "--workloads", "echo,bulk"],
         capture_output=True, text=True, cwd=REPO, timeout=360, env=tagged_run.env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "[6/6] bulk, loss 1%, forwarded, switch" in out.stdout
