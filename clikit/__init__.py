@@ -60,6 +60,15 @@ def _raise_exit(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def exit_on_signals() -> None:
+    """Make SIGTERM and SIGHUP raise SystemExit(128 + signal) in the main thread, as
+    Ctrl-C raises KeyboardInterrupt: the `with` blocks and `finally` clauses of a script
+    that built namespaces and started processes (the experiments) unwind and remove them,
+    instead of the process dying and leaving them behind."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+
+
 def run_guarded(prog: str, body: Callable[[], int], cleanup: Callable[[], object]) -> int:
     """`body()`'s exit code, with `cleanup()` run whatever happens.
 
@@ -68,8 +77,7 @@ def run_guarded(prog: str, body: Callable[[], int], cleanup: Callable[[], object
     cleanup that returns something true (e.g. a list of what it could not remove) makes
     the exit code non-zero.
     """
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_exit)
+    exit_on_signals()
     # Ctrl-C (or kill -INT) cleans up even when this was started with SIGINT ignored (a
     # background job of a shell without job control), where Python leaves it ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)

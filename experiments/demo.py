@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from clikit import exit_on_signals
 from experiments import masque_priority
 from netlab import capabilities
 
@@ -54,4 +55,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # a kill unwinds the namespaces and processes
     sys.exit(main())

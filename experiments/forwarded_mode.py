@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from clikit import exit_on_signals
 from netlab.linkemu import LinkParams, parse_spec
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms"
@@ -702,4 +703,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # a kill unwinds the namespaces and processes
     sys.exit(main())

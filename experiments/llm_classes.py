@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clikit import exit_on_signals
 from hostagent.llm.report import box_plot, format_table, summarize
 from hostagent.llm.workload import CLASSES
 from hostagent.schedulers import SCHEDULERS
@@ -134,4 +135,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # a kill unwinds the namespaces and processes
     sys.exit(main())

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clikit import exit_on_signals
 from hostagent.llm.router.serving import ROUTERS, TASK_CLASS
 from hostagent.llm.router.tasks import HIGH_PRIORITY_TASK, SIZES, TASKS
 from hostagent.llm.workload import CLASSES
@@ -256,4 +257,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # a kill unwinds the namespaces and processes
     sys.exit(main())

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clikit import exit_on_signals
 from experiments.masque_common import (
     ExperimentSite,
     add_via_arguments,
@@ -144,4 +145,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # a kill unwinds the namespaces and processes
     sys.exit(main())

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clikit import exit_on_signals
 from netlab import capabilities
 from netlab.linkemu import parse_rate
 
@@ -218,4 +219,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # a kill unwinds the namespaces and processes
     sys.exit(main())

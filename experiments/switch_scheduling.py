@@ -50,6 +50,7 @@ from typing import Any
 import grpc
 
 from bmv2 import launcher
+from clikit import exit_on_signals
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
 from experiments import switch_scheduling_report as report
@@ -493,4 +494,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_signals()  # a kill unwinds the namespaces and processes
     sys.exit(main())

@@ -28,6 +28,35 @@ def test_impairment_placement() -> None:
         directions(link, "sideways")
 
 
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_a_killed_experiment_removes_its_namespaces_and_processes(
+        tmp_path: Path, tagged_run: TaggedRun) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.masque_fcfs_rr", "--connections", "8",
+         "--size", "4096", "--runs", "3", "--timeout", "40", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        env=tagged_run.env)
+    try:
+        deadline = time.monotonic() + 60
+        # namespaces, link emulator and the proxy, target and workload all started
+        while time.monotonic() < deadline and sum(
+                r.startswith("process") for r in remains(tagged_run.tag)) < 4:
+            time.sleep(0.2)
+        assert sum(r.startswith("process") for r in remains(tagged_run.tag)) >= 4
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert remains(tagged_run.tag) == []
+
+
 @pytest.mark.parametrize("rr, fcfs, holds", [
     ([1.0, 1.0, 0.26], [0.97, 0.74, 0.88], False),  # median above, mean below
     ([0.9, 0.7, 0.8], [0.2, 0.3, 0.1], True),
