@@ -149,7 +149,7 @@ def rr_against_fcfs(summary: dict[str, dict[str, Any]]) -> str | None:
     med = (statistics.median(rr["on_time"]), statistics.median(fcfs["on_time"]))
     mean = (statistics.fmean(rr["on_time"]), statistics.fmean(fcfs["on_time"]))
     holds = med[0] > med[1] and mean[0] > mean[1]
-    return (f"RR above FCFS on time (seed: 68% vs 17%): median {100 * med[0]:.0f}% vs "
+    return (f"RR above FCFS on time (seed 68% vs 17%), ours: median {100 * med[0]:.0f}% vs "
             f"{100 * med[1]:.0f}%, mean {100 * mean[0]:.0f}% vs {100 * mean[1]:.0f}% over "
             f"{len(rr['on_time'])} / {len(fcfs['on_time'])} runs: "
             + ("holds" if holds else "does not hold"))
