@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aioquic.h3.connection import ErrorCode
+from aioquic.h3.connection import ErrorCode, HeadersState
 from aioquic.h3.events import DatagramReceived, DataReceived, H3Event, HeadersReceived
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import (
@@ -54,6 +54,7 @@ from aioquic.quic.events import (
 )
 
 from hostagent.certs import credential_files
+from hostagent.masque.early_datagrams import EarlyDatagrams
 from hostagent.masque.forwarding import (
     TO_TARGET,
     ForwardingRule,
@@ -377,6 +378,8 @@ class ProxyProtocol(OuterProtocol):
         self.tunnels: dict[int, ProxyTunnel] = {}
         self.opening: set[int] = set()
         self._early: dict[int, bytearray] = {}  # capsule bytes that came before the 2xx
+        #: HTTP Datagrams that came before their tunnel existed (RFC 9297 section 2.1)
+        self._early_datagrams = EarlyDatagrams()
         self._parsers: dict[int, CapsuleParser] = {}
         self.peer_label = "?"
         self.peer_host: str | None = None  # the client's address, as this proxy sees it
@@ -420,9 +423,24 @@ class ProxyProtocol(OuterProtocol):
         elif isinstance(event, DatagramReceived):
             tunnel = self.tunnels.get(event.stream_id)
             if tunnel is None:
-                self.proxy.stats["datagrams_without_tunnel"] += 1
-                return  # RFC 9298 section 5: may be dropped silently
+                if not (self._may_be_pending(event.stream_id) and self._early_datagrams.add(
+                        event.stream_id, event.data, time.monotonic())):
+                    self.proxy.stats["datagrams_without_tunnel"] += 1
+                return  # else kept until the tunnel opens (RFC 9298 section 5)
             self._udp_payload(tunnel, event.data)
+
+    def _may_be_pending(self, stream_id: int) -> bool:
+        """Whether a datagram for `stream_id` may belong to a request not yet answered: one
+        being decided on, or a client-initiated bidirectional stream whose HEADERS the
+        HTTP/3 layer has not seen (the datagram overtook them: aioquic writes DATAGRAM
+        frames ahead of STREAM frames in a packet, and reports them first)."""
+        if stream_id in self.opening:
+            return True
+        if stream_id % 4 != 0 or self._quic._stream_is_discarded(stream_id):
+            return False
+        assert self.h3 is not None
+        h3_stream = self.h3._stream.get(stream_id)
+        return h3_stream is None or h3_stream.headers_recv_state == HeadersState.INITIAL
 
     def _udp_payload(self, tunnel: ProxyTunnel, http_payload: bytes) -> None:
         try:
@@ -492,12 +510,14 @@ class ProxyProtocol(OuterProtocol):
         except Refused as refused:
             self.opening.discard(sid)
             self._early.pop(sid, None)
+            self.proxy.stats["datagrams_without_tunnel"] += self._early_datagrams.discard(sid)
             self.proxy.refused(self, sid, headers, refused)
             self._respond(sid, refused.status, [(PROXY_STATUS_HEADER, proxy_status(
                 refused.error, refused.details).encode())], end_stream=True)
             return
         except Exception as exc:  # noqa: BLE001 - answer, never leave the request hanging
             self.opening.discard(sid)
+            self.proxy.stats["datagrams_without_tunnel"] += self._early_datagrams.discard(sid)
             log.exception("stream %d: internal error", sid)
             self._respond(sid, 500, [(PROXY_STATUS_HEADER, proxy_status(
                 "proxy_internal_error", str(exc)).encode())], end_stream=True)
@@ -515,6 +535,7 @@ class ProxyProtocol(OuterProtocol):
         self.opening.discard(sid)
         if self._quic._close_event is not None or sid not in self._quic._streams:
             tunnel.close("stream gone before the response", end_stream=False)
+            self.proxy.stats["datagrams_without_tunnel"] += self._early_datagrams.discard(sid)
             return
         negotiation = proxy_negotiate(headers, enabled=self.proxy.settings.quic_forwarding)
         extra += negotiation.headers
@@ -527,6 +548,11 @@ class ProxyProtocol(OuterProtocol):
         early = self._early.pop(sid, None)
         if early:
             self._stream_data(sid, bytes(early), False)
+        early_datagrams = self._early_datagrams.take(sid, time.monotonic())
+        self.proxy.stats["early_datagrams_relayed"] += len(early_datagrams)
+        for http_payload in early_datagrams:
+            if sid in self.tunnels:  # a capsule above may have closed it
+                self._udp_payload(tunnel, http_payload)
 
     def _respond(self, stream_id: int, status: int, headers: list[tuple[bytes, bytes]],
                  end_stream: bool = False) -> None:
@@ -641,7 +667,8 @@ class MasqueProxy:
         self.tunnels: set[ProxyTunnel] = set()
         self.stats: dict[str, int] = {
             "tunnels_opened": 0, "tunnels_closed": 0, "requests_refused": 0,
-            "datagrams_without_tunnel": 0, "up_packets": 0, "up_bytes": 0,
+            "datagrams_without_tunnel": 0, "early_datagrams_relayed": 0,
+            "up_packets": 0, "up_bytes": 0,
             "down_packets": 0, "down_bytes": 0, "up_short_packets": 0,
             "down_short_packets": 0, "forwarded_up_packets": 0,
             "forwarded_up_bytes": 0, "forwarded_down_packets": 0,
