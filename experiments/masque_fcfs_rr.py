@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per variant (default 5)")
     parser.add_argument("--open-gap", type=float, default=0.0, metavar="SECONDS",
                         help="open tunnel c at c x SECONDS instead of all at once (default 0)")
+    parser.add_argument("--sequential-open", action="store_true",
+                        help="open each tunnel once the previous one's CONNECT-UDP request "
+                        "has its answer (a client dialling in a loop) instead of all at once")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated outer schedulers (default fcfs-activation,rr; "
                         "fcfs is FCFS in creation order)")
@@ -226,13 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     with ExperimentSite(args.via, link, args.emulation, placement) as site:
         print(f"client-proxy link {args.link} on {placement}, via {args.via}; "
               f"{args.connections} inner connections x {args.size} B echo, {args.mode} mode; "
-              f"{args.runs} run(s) per variant", flush=True)
+              f"{args.runs} run(s) per variant; tunnels open "
+              + ("one after another's answer" if args.sequential_open else
+                 f"{args.open_gap:g} s apart" if args.open_gap else "all at once"), flush=True)
         for run in range(args.runs):
             print(f"run {run + 1}/{args.runs}", flush=True)
             summaries, results = run_plan(site, plan, args.inner_scheduler, [
                 "--connections", str(args.connections), "--streams", "1",
                 "--size", str(args.size), "--mode", args.mode, "--open-gap",
-                str(args.open_gap)], args.timeout,
+                str(args.open_gap), *(["--sequential-open"] if args.sequential_open else [])],
+                args.timeout,
                 lambda result: summarize_run(result, args.deadline))
             for label, row in summaries.items():
                 per_run[label].append(row)
@@ -245,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     path = save_results(Path(args.out), "masque_fcfs_rr", args, link, site, SEED_RESULT, {
         "connections": args.connections, "size": args.size, "deadline": args.deadline,
         "mode": args.mode, "inner_scheduler": args.inner_scheduler, "impair": placement,
-        "runs": args.runs, "open_gap": args.open_gap,
+        "runs": args.runs, "open_gap": args.open_gap, "sequential_open": args.sequential_open,
         "seed": {k: {"on_time": v[0], "all_done_s": v[1]} for k, v in SEED.items()}},
         summary, raw)
     png = cdf_plot(summary, path.with_suffix(".png"), args.deadline,

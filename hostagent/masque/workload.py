@@ -5,7 +5,8 @@ Each inner connection has its own CONNECT-UDP tunnel over one outer connection
 and echoes `--streams` streams of `--size` bytes with the QUIC echo target
 (scheduled by `--inner-scheduler`). Two timings:
 
-- all at once (default; `--open-gap` staggers the tunnels' opens): every tunnel,
+- all at once (default; `--open-gap` staggers the tunnels' opens, `--sequential-open`
+  opens each after the previous one's answer, as a dial loop does): every tunnel,
   handshake and request starts at t0; a connection's latency is from its tunnel's
   stream open (the CONNECT-UDP request, `opened` after t0) to its last echoed byte, as
   the seed measured (the FCFS-vs-RR run);
@@ -111,7 +112,8 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
                        streams: int, size: int, outer_scheduler: str, inner_scheduler: str,
                        mode: str = "stream", priorities: int = 0, setup_first: bool = False,
                        timeout: float = 60.0, seed: int = 1, fastpath: bool = False,
-                       open_gap: float = 0.0, quic_forwarding: bool = False,
+                       open_gap: float = 0.0, sequential_open: bool = False,
+                       quic_forwarding: bool = False,
                        classes: list[int] | None = None) -> dict[str, Any]:
     """Run the workload; the records, each tunnel's counters and the timings as a
     JSON-ready dict. `classes` (e.g. [0, 10]) gives the tunnels these outer priorities
@@ -131,20 +133,27 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
         go = asyncio.Event()
         t0 = loop.time()
 
+        answered = [asyncio.Event() for _ in range(connections)]
+
         async def connection(c: int) -> None:
             mine = by_conn[c]
             if open_gap > 0:  # tunnel c opens c gaps after t0
                 await asyncio.sleep(max(0.0, t0 + c * open_gap - loop.time()))
+            if sequential_open and c > 0:  # a dial loop: after the previous one's answer
+                await answered[c - 1].wait()
             opened = loop.time()  # open_udp opens the request stream before its first await
             if not setup_first:
                 for record in mine:
                     record.opened = opened - t0
             try:
-                tunnel = await client.open_udp(*target, mode=mode,
-                                               meta=StreamMeta(priority=mine[0].priority),
-                                               fastpath=fastpath,
-                                               quic_forwarding=quic_forwarding,
-                                               timeout=timeout)
+                try:
+                    tunnel = await client.open_udp(*target, mode=mode,
+                                                   meta=StreamMeta(priority=mine[0].priority),
+                                                   fastpath=fastpath,
+                                                   quic_forwarding=quic_forwarding,
+                                                   timeout=timeout)
+                finally:
+                    answered[c].set()
                 tunnels[c] = tunnel
                 for record in mine:
                     record.fastpath = tunnel.on_fastpath
@@ -237,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-gap", type=float, default=0.0, metavar="SECONDS",
                         help="open tunnel c at c x SECONDS after t0 instead of all at once "
                         "(not with --setup-first)")
+    parser.add_argument("--sequential-open", action="store_true",
+                        help="open each tunnel once the previous tunnel's CONNECT-UDP "
+                        "request has its answer, as a client dialling in a loop does (not "
+                        "with --setup-first)")
     parser.add_argument("--fastpath", action="store_true",
                         help="ask the proxy for the switch fast path for every tunnel")
     parser.add_argument("--quic-forwarding", action="store_true",
@@ -245,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.open_gap < 0 or (args.open_gap and args.setup_first):
         parser.error("--open-gap must be >= 0 and does not go with --setup-first")
+    if args.sequential_open and args.setup_first:
+        parser.error("--sequential-open does not go with --setup-first")
     try:
         proxy, target = parse_host_port(args.proxy), parse_host_port(args.target)
         classes = parse_classes(args.classes) if args.classes is not None else None
@@ -258,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         outer_scheduler=args.outer_scheduler, inner_scheduler=args.inner_scheduler,
         mode=args.mode, priorities=args.priorities, setup_first=args.setup_first,
         timeout=args.timeout, seed=args.seed, fastpath=args.fastpath,
-        open_gap=args.open_gap, quic_forwarding=args.quic_forwarding, classes=classes))
+        open_gap=args.open_gap, sequential_open=args.sequential_open,
+        quic_forwarding=args.quic_forwarding, classes=classes))
     json.dump(result, sys.stdout)
     print()
     return 0

@@ -30,6 +30,35 @@ def test_impairment_placement() -> None:
 
 @pytest.mark.root
 @pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sequential_open_waits_for_each_answer(tmp_path: Path, tagged_run: TaggedRun) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.masque_fcfs_rr", "--connections", "6",
+         "--size", "2048", "--runs", "1", "--variants", "rr", "--sequential-open",
+         "--timeout", "40", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=260, env=tagged_run.env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "tunnels open one after another's answer" in out.stdout
+    data = json.loads((tmp_path / "masque_fcfs_rr.json").read_text())
+    assert data["meta"]["sequential_open"] is True
+    opened = [r["opened"] for r in sorted(data["raw"]["rr"][0]["records"],
+                                          key=lambda r: r["conn"])]
+    # each request waits for the previous answer: at least the 50 ms one-way delay apart
+    assert all(b - a >= 0.045 for a, b in zip(opened, opened[1:])), opened
+    assert remains(tagged_run.tag) == []
+
+
+def test_sequential_open_and_setup_first_exclude_each_other() -> None:
+    out = subprocess.run([sys.executable, "-m", "hostagent.masque.workload", "--proxy",
+                          "127.0.0.1:1", "--target", "127.0.0.1:2", "--sequential-open",
+                          "--setup-first"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith(
+        "--sequential-open does not go with --setup-first")
+
+
+@pytest.mark.root
+@pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_a_killed_experiment_removes_its_namespaces_and_processes(
         tmp_path: Path, tagged_run: TaggedRun) -> None:
