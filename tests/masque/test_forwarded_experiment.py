@@ -106,8 +106,8 @@ def _record(conn: int, priority: int, latency: float | None) -> dict[str, Any]:
             "fastpath": False, "forwarding": True}
 
 
-def test_a_run_is_summarised_per_class_with_cpu_per_mb_and_relayed_packets() -> None:
-    result = {
+def _result() -> dict[str, Any]:
+    return {
         "records": [_record(0, 0, 2.0), _record(1, 10, 4.0)],
         "tunnels": [{"conn": 0, "sent": 100, "fwd_sent": 90, "via_proxy": 12,
                      "fwd_received": 80},
@@ -122,6 +122,10 @@ def test_a_run_is_summarised_per_class_with_cpu_per_mb_and_relayed_packets() -> 
                   "down_short_packets": 2, "forwarded_up_packets": 0,
                   "forwarded_down_packets": 1, "switch_table": {"installed": 4}},
         "switch_forwarded": 240}
+
+
+def test_a_run_is_summarised_per_class_with_cpu_per_mb_and_relayed_packets() -> None:
+    result = _result()
     s = fm.summarize(result)
     assert s["finished"] == 2 and s["connections"] == 2 and s["forwarding"] == 2
     assert s["mb_echoed"] == pytest.approx(4.0)
@@ -134,6 +138,7 @@ def test_a_run_is_summarised_per_class_with_cpu_per_mb_and_relayed_packets() -> 
     assert r["proxy_host_inner"] == 3 and r["switch"] == 240
     # after the set-up the tunnels carried 0 packets up and 2 down
     assert (r["tunnel_after_setup_up"], r["tunnel_after_setup_down"]) == (0, 2)
+    assert r["tunnel_short_after_setup_up"] == 0
     table = fm.format_table({"x": s}, [])
     assert "proxy s/MB" in table
     # set-up CPU: (0.4 - 0.2) s over 2 tunnels
@@ -144,6 +149,7 @@ def _bar_row(transfer_cpu: float, after_setup: int) -> dict[str, Any]:
     return {"transfer_cpu_s_per_mb": {"mp-proxy": transfer_cpu},
             "setup_cpu_ms_per_tunnel": {"mp-proxy": 12.0},
             "relayed": {"tunnel_after_setup_up": after_setup, "tunnel_after_setup_down": 0,
+                        "tunnel_short_after_setup_up": after_setup, "tunnel_short_down": 0,
                         "software_up": 0, "software_down": 0, "switch": 500}}
 
 
@@ -244,3 +250,41 @@ def test_small_run_through_the_switch(tmp_path: Path, tagged_run: TaggedRun) -> 
     assert (tmp_path / "forwarded_mode.png").stat().st_size > 10_000
     assert "host relayed" in out.stdout
     assert remains(tagged_run.tag) == []
+
+
+def test_a_saved_run_is_summarised_again_with_from_json(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    switch = _result()
+    # one short-header packet tunnelled after the set-up, and a late handshake packet
+    switch["tunnels"][0].update(fwd_tunnelled_short=3, sent=101)
+    switch["tunnels_at_setup"][0]["fwd_tunnelled_short"] = 2
+    tunnel = _result()
+    tunnel["transfer_cpu_s"] = {"mp-proxy": 2.0}
+    raw = {"bulk, loss 0%, forwarded, switch": switch,
+           "bulk, loss 0%, tunnelled, datagram": tunnel,
+           "bulk, loss 0%, forwarded, proxy software": {"error": "crashed"}}
+    meta = {"link": "rate=5mbit,delay=50ms", "losses": "0", "emulation": "userspace",
+            "target": "soft", "connections": 100, "size": 10240, "bulk_connections": 2,
+            "bulk_size": 1_000_000, "classes": [0, 10], "outer_scheduler": "abs"}
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps({"meta": meta, "summary": {}, "raw": raw}))
+    assert fm.main(["--from-json", str(saved), "--out", str(tmp_path / "out")]) == 0
+    data = json.loads((tmp_path / "out" / "forwarded_mode.json").read_text())
+    assert set(data["summary"]) == {"bulk, loss 0%, forwarded, switch",
+                                    "bulk, loss 0%, tunnelled, datagram"}
+    [check] = data["bar"]
+    # short-header: 1 up after the set-up, 2 down (the proxy's count), 1 in software
+    assert check["relayed_after_setup"] == 1 + 2 + 1
+    assert check["long_header_after_setup"] == 1 + 2 - 1
+    assert check["met"] is False
+    assert "NOT" in capsys.readouterr().out
+
+
+def test_from_json_of_something_else_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    out = subprocess.run([sys.executable, "-m", "experiments.forwarded_mode", "--from-json",
+                          str(bad)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 2
+    assert "not a forwarded_mode result" in out.stderr.strip().splitlines()[-1]
