@@ -291,6 +291,38 @@ control Scheduling(inout tna_headers_t hdr, inout tna_metadata_t meta,
     bit<8> t_q0; bit<8> t_q1; bit<8> t_q2; bit<8> t_q3;
     bit<8> t_q4; bit<8> t_q5; bit<8> t_q6; bit<8> t_q7;
     cells_t free;
+    queue_depths_t held;
+    /* PACKS's buffer occupancy, summed as a tree: Tofino's ALUs take one operation per
+     * operand per stage, so each level of the sum is its own action (its own stage). */
+    cells_t h01; cells_t h23; cells_t h45; cells_t h67;
+    cells_t h03; cells_t h47; cells_t used; cells_t capacity;
+
+    action packs_sum_pairs() {
+        h01 = held.q0 |+| held.q1;
+        h23 = held.q2 |+| held.q3;
+        h45 = held.q4 |+| held.q5;
+        h67 = held.q6 |+| held.q7;
+        capacity = meta.queue_depth << 3;
+    }
+
+    action packs_sum_halves() {
+        h03 = h01 |+| h23;
+        h47 = h45 |+| h67;
+    }
+
+    action packs_sum_all() {
+        used = h03 |+| h47;
+    }
+
+    /* Free cells: capacity minus what the port's queues hold, 0 when full (saturating).
+     * Queue depths are at most 8191 cells, so 8 of them fit in 16 bits. */
+    action packs_free() {
+        free = capacity |-| used;
+    }
+
+    action aifo_free() {
+        free = meta.queue_depth |-| held.q0;
+    }
 
     action set_mode(bit<3> mode, cells_t queue_depth) {
         meta.sched_mode = mode;
@@ -344,7 +376,6 @@ control Scheduling(inout tna_headers_t hdr, inout tna_metadata_t meta,
                 depth_op = DEPTHS_READ_ALL;
             }
         }
-        queue_depths_t held;
         ingress_depths.apply(hdr, ig_tm_md.ucast_egress_port, depth_op, held);
 
         if (meta.worker == WORKER_NONE && meta.drop_reason == DROP_NONE) {
@@ -355,19 +386,13 @@ control Scheduling(inout tna_headers_t hdr, inout tna_metadata_t meta,
             } else if (meta.sched_mode == SCHED_AIFO || meta.sched_mode == SCHED_PACKS) {
                 bit<8> below;
                 rank_window.apply(meta, below);
-                /* Free cells: capacity minus what the port's queues hold, 0 when full
-                 * (saturating). Queue depths are at most 8191 cells, so 8 of them fit. */
                 if (meta.sched_mode == SCHED_AIFO) {
-                    free = meta.queue_depth |-| held.q0;
+                    aifo_free();
                 } else {
-                    cells_t h01 = held.q0 |+| held.q1;
-                    cells_t h23 = held.q2 |+| held.q3;
-                    cells_t h45 = held.q4 |+| held.q5;
-                    cells_t h67 = held.q6 |+| held.q7;
-                    cells_t h03 = h01 |+| h23;
-                    cells_t h47 = h45 |+| h67;
-                    cells_t capacity = meta.queue_depth << 3;
-                    free = capacity |-| (h03 |+| h47);
+                    packs_sum_pairs();
+                    packs_sum_halves();
+                    packs_sum_all();
+                    packs_free();
                 }
                 admission_thresholds.apply();
                 if (meta.sched_mode == SCHED_AIFO) {
