@@ -207,6 +207,30 @@ def compiler_version(compiler: Path) -> str:
     raise RuntimeError(f"{compiler} --version printed no version")
 
 
+def _assemble_and_log(compiler: Path, out: Path, program: str) -> None:
+    """The driver's last two steps, run by hand beside it: bfas assembles the compiled
+    program into tofino.bin (so an encoding the hardware cannot hold still fails the
+    build), and p4c-build-logs writes metrics.json (stages, SRAM, TCAM, PHV, latency).
+    p4c-build-logs exits non-zero for a phv.json bug of its own even when metrics.json is
+    written; only a missing metrics.json is an error."""
+    pipe_dirs = sorted(p.parent for p in out.rglob(f"{program}.bfa"))
+    if not pipe_dirs:
+        raise RuntimeError(f"bf-p4c wrote no {program}.bfa under {out}")
+    bin_dir = compiler.parent
+    for pipe in pipe_dirs:
+        subprocess.run([str(bin_dir / "bfas"), "-o", str(pipe), f"{program}.bfa"],
+                       cwd=pipe, check=True, stdout=subprocess.DEVNULL)
+        logs = pipe / "logs"
+        cmd = [str(bin_dir / "p4c-build-logs"), "-r", str(logs / "resources.json"),
+               "--output", str(logs), str(pipe / "context.json")]
+        if (logs / "power.json").exists():
+            cmd[1:1] = ["-p", str(logs / "power.json")]
+        subprocess.run(cmd, cwd=pipe, check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        if not (logs / "metrics.json").exists():
+            raise RuntimeError(f"p4c-build-logs wrote no metrics.json in {logs}")
+
+
 def compile_tna(compiler: Path) -> str:
     """Run bf-p4c on every Tofino program; commit-ready outputs go to p4src/tna/build/
     (P4Info, resource summary, table summary, SOURCE_HASH). Returns the version line."""
@@ -218,10 +242,13 @@ def compile_tna(compiler: Path) -> str:
             raise FileNotFoundError(f"{src} does not exist")
         p4info, summary_path, table_summary = tna_output_paths(program)
         with tempfile.TemporaryDirectory(prefix="mp-tna-") as out:
+            # -S stops the driver before its assembler step, which p4c 1.2.5.16's driver
+            # cannot start (it calls str.find on a pathlib.Path); -g keeps the logs.
             cmd = [str(compiler), "--std", "p4-16", "--target", "tofino", "--arch", "tna",
-                   "-o", out, "--p4runtime-files", str(p4info), str(src)]
+                   "-S", "-g", "-o", out, "--p4runtime-files", str(p4info), str(src)]
             print("+ " + " ".join(cmd[1:]), flush=True)
             subprocess.run(cmd, cwd=REPO, check=True)
+            _assemble_and_log(compiler, Path(out), program)
             summary = summarise_resources(Path(out), version)
             (REPO / summary_path).write_text(json.dumps(summary, indent=1) + "\n")
             logs = sorted(Path(out).rglob("table_summary.log"))

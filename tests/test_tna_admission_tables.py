@@ -1,7 +1,8 @@
-"""The Tofino program's AIFO and PACKS admission, done with the range-table entries that
-p4src/tofino.py computes and the program's subtract-and-compare steps, decides exactly as
-the reference model (schedmodels.aifo) and the v1model program's integer rules do, for
-every window count and every number of free cells."""
+"""The Tofino program's AIFO and PACKS admission, done with the (mode, free range, count)
+entries that p4src/tofino.py computes and the program's lookup-and-choose steps, decides
+exactly as the reference model (schedmodels.aifo) and the v1model program's integer rules
+do with the Tofino program's window (TNA_RANK_WINDOW ranks), for every window count and
+every number of free cells."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import random
 import pytest
 
 from p4src import tofino
-from p4src.pipeline import NUM_QUEUES, RANK_WINDOW
+from p4src.pipeline import NUM_QUEUES
 from schedmodels.aifo import aifo_admits, packs_queue
 
-W = RANK_WINDOW
+W = tofino.TNA_RANK_WINDOW
 
 
 def _v1model_aifo(count: int, held: int, depth: int, burst_pct: int) -> tuple[str, int | None]:
@@ -77,18 +78,20 @@ def test_packs_entries_decide_as_the_model(depth: int, burst_pct: int) -> None:
 @pytest.mark.parametrize("make, depth", [(tofino.aifo_threshold_entries, 0xFFFF),
                                          (tofino.packs_threshold_entries,
                                           tofino.MAX_QUEUE_DEPTH_CELLS)])
-def test_entries_cover_every_free_value_and_fit_the_table(make, depth) -> None:  # type: ignore[no-untyped-def]
+def test_entries_are_disjoint_ranges_and_fit_the_table(make, depth) -> None:  # type: ignore[no-untyped-def]
     entries = make(depth, 10)
     capacity = depth if make is tofino.aifo_threshold_entries else NUM_QUEUES * depth
-    assert entries[0].free_lo == 0 and entries[-1].free_hi == capacity
-    for before, after in zip(entries, entries[1:], strict=False):
-        assert after.free_lo == before.free_hi + 1
-        assert after.thresholds != before.thresholds
-    assert all(0 <= t <= W + 1 for e in entries for t in e.thresholds)
-    both = (len(tofino.aifo_threshold_entries(0xFFFF, 10))
-            + len(tofino.packs_threshold_entries(tofino.MAX_QUEUE_DEPTH_CELLS, 10)))
-    assert both <= 1024  # admission_thresholds' size
-    assert list(entries[0].action_params()) == [f"t_{q}" for q in reversed(range(NUM_QUEUES))]
+    for below in range(W + 1):
+        ranges = sorted((e.free_lo, e.free_hi) for e in entries if e.below == below)
+        assert all(0 <= lo <= hi <= capacity for lo, hi in ranges)
+        assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(0 < e.admit < 1 << NUM_QUEUES for e in entries)  # admitting nothing: default
+    assert all(e.below <= W for e in entries)
+    for k in (0, 10, 50, 99):
+        both = (len(tofino.aifo_threshold_entries(0xFFFF, k))
+                + len(tofino.packs_threshold_entries(tofino.MAX_QUEUE_DEPTH_CELLS, k)))
+        assert both <= tofino.ADMISSION_TABLE_SIZE
+    assert list(entries[0].action_params()) == ["admit_mask"]
 
 
 def test_bad_parameters_are_refused() -> None:
@@ -98,3 +101,5 @@ def test_bad_parameters_are_refused() -> None:
         tofino.aifo_threshold_entries(64, 100)
     with pytest.raises(ValueError, match="queue depth"):
         tofino.aifo_threshold_entries(0, 10)
+    with pytest.raises(ValueError, match="window"):
+        tofino.aifo_threshold_entries(64, 10, window=W + 1)

@@ -28,28 +28,25 @@ control MpIngress(inout tna_headers_t hdr, inout tna_metadata_t meta,
     Scheduling() scheduling;
 
     apply {
-        meta.drop_reason = DROP_NONE;
-        meta.worker = WORKER_NONE;
-        meta.quic_forwarded = 0;
-        meta.resubmit = 0;
-        meta.queue = 0;
-        hdr.bridged.setValid();
-        hdr.bridged.kind = BRIDGED_PACKET;
-        hdr.bridged._pad = 0;
-        hdr.bridged.queue = 0;
-
+        /* The metadata's initial values are set by the parser (MpIngressParser), where
+         * they cost no stage; the bridged header is written once, at the end. */
         if (hdr.packet_out.isValid()) {
-            /* PacketOut from the controller: send as told, highest priority. */
+            /* PacketOut from the controller: send as told, highest priority (the
+             * deparser does not emit the PacketOut header). */
             ig_tm_md.ucast_egress_port = hdr.packet_out.egress_port;
-            hdr.packet_out.setInvalid();
             ig_tm_md.qid = (QueueId_t) QUEUE_HIGHEST;
-            hdr.bridged.queue = QUEUE_HIGHEST;
+            meta.queue = QUEUE_HIGHEST;
         } else {
             if (hdr.depth_report.isValid()) {
                 depth_worker.apply(hdr, meta, ig_intr_md, ig_tm_md);
             } else {
                 sanity.apply(hdr, meta, ig_prsr_md);
-                if (meta.drop_reason == DROP_NONE) {
+                /* Sanity's checks again, on the fields themselves rather than on the drop
+                 * reason it records: a gateway in the same stage as the first lookups,
+                 * not one stage after Sanity's. */
+                if (ig_prsr_md.parser_err == PARSER_ERROR_OK && hdr.ipv4.isValid() &&
+                        meta.ipv4_bad_ihl == 0 && !meta.ipv4_checksum_err &&
+                        hdr.ipv4.ttl > 1) {
                     ranking.apply(hdr, meta);
                     quic_forwarding.apply(hdr, meta);
                     if (meta.quic_forwarded == 1) {
@@ -60,15 +57,24 @@ control MpIngress(inout tna_headers_t hdr, inout tna_metadata_t meta,
             }
             scheduling.apply(hdr, meta, ig_intr_md, ig_dprsr_md, ig_tm_md);
 
-            if (meta.worker == WORKER_SEND) {
-                hdr.bridged.kind = BRIDGED_WORKER;
-            } else if (meta.worker == WORKER_STORE) {
+            if (meta.worker == WORKER_STORE) {
                 ig_dprsr_md.drop_ctl = 1;  /* its report is stored: the worker ends here */
-            }
-            if (meta.drop_reason != DROP_NONE) {
+            } else if (meta.drop_reason != DROP_NONE) {
                 ig_dprsr_md.drop_ctl = 1;
                 drops.count(meta.drop_reason);
+            } else if (meta.sched_drop != DROP_NONE) {
+                ig_dprsr_md.drop_ctl = 1;
+                drops.count(meta.sched_drop);
             }
+        }
+        /* To the egress: what the packet is, and its queue (PacketOut: the highest). */
+        hdr.bridged.setValid();
+        hdr.bridged._pad = 0;
+        hdr.bridged.queue = meta.queue;
+        if (meta.worker == WORKER_SEND) {
+            hdr.bridged.kind = BRIDGED_WORKER;
+        } else {
+            hdr.bridged.kind = BRIDGED_PACKET;
         }
     }
 }

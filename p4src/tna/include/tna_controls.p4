@@ -43,7 +43,7 @@ control Ranking(in tna_headers_t hdr, inout tna_metadata_t meta) {
         }
         actions = { set_rank; }
         default_action = set_rank(0);  /* the controller sets the configured default rank */
-        size = 4096;
+        size = 2048;
     }
 
     apply {
@@ -84,7 +84,7 @@ control QuicForwarding(inout tna_headers_t hdr, inout tna_metadata_t meta) {
         actions = { forward; @defaultonly NoAction; }
         default_action = NoAction();
         counters = quic_forward_counter;
-        size = 65536;
+        size = 8192;
     }
 
     action dcid_mapped() { }
@@ -99,7 +99,7 @@ control QuicForwarding(inout tna_headers_t hdr, inout tna_metadata_t meta) {
         }
         actions = { dcid_mapped; @defaultonly NoAction; }
         default_action = NoAction();
-        size = 65536;
+        size = 8192;
     }
 
     apply {
@@ -118,6 +118,7 @@ control Forwarding(inout tna_headers_t hdr, inout tna_metadata_t meta,
                    inout ingress_intrinsic_metadata_for_tm_t ig_tm_md) {
     action route(PortId_t port, mac_t src_mac, mac_t dst_mac) {
         ig_tm_md.ucast_egress_port = port;
+        meta.depth_port = port;
         hdr.ethernet.src_addr = src_mac;
         hdr.ethernet.dst_addr = dst_mac;
         hdr.ipv4.ttl = hdr.ipv4.ttl - 1;
@@ -157,6 +158,7 @@ control DepthWorker(inout tna_headers_t hdr, inout tna_metadata_t meta,
 
     action store_depths() {
         meta.worker = WORKER_STORE;
+        meta.depth_port = hdr.depth_report.port;
     }
 
     action reject_worker() {

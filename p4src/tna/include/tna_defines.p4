@@ -26,9 +26,13 @@ const bit<2> WORKER_STORE = 2;
 /* SP-PIFO's push-down, applied in a second ingress pass (resubmission). */
 const ResubmitType_t RESUBMIT_PUSH_DOWN = 1;
 
-/* The AIFO/PACKS window is unrolled into RANK_WINDOW registers; its ring pointer wraps
- * after the last one. */
-const bit<8> WINDOW_LAST_SLOT = (bit<8>) (RANK_WINDOW - 1);
+/* The AIFO/PACKS window is unrolled into one register per slot; its ring pointer wraps
+ * after the last one. Tofino 1 has 4 stateful ALUs per stage, and the window's slots
+ * must be read after the rank is final and early enough for the count, the admission
+ * lookup and the queue choice to follow within 12 stages, beside SP-PIFO's 8-stage
+ * chain: 8 slots fit, the v1model program's 20 (RANK_WINDOW) do not (docs/tofino.md). */
+const bit<32> TNA_RANK_WINDOW = 8;
+const bit<8> WINDOW_LAST_SLOT = (bit<8>) (TNA_RANK_WINDOW - 1);
 
 /* Egress queue depths are Tofino's, in 80-byte cells, kept as 16 bits (saturating). */
 typedef bit<16> cells_t;

@@ -7,62 +7,96 @@
 
 #include "tna_headers.p4"
 
-#define EGRESS_DEPTH(Q)                                                              \
-    Register<cells_t, PortId_t>(512, 0) egress_depth_q##Q;                            \
-    RegisterAction<cells_t, PortId_t, cells_t>(egress_depth_q##Q) record_depth_q##Q = { \
-        void apply(inout cells_t depth) {                                             \
-            depth = meta.depth;                                                       \
+/* Each (port, queue) register's record and report are two actions of one table, so that
+ * they share the stage of the register's stateful ALU; both index by meta.port. */
+#define EGRESS_DEPTH(Q, STAGE)                                                            \
+    Register<bit<32>, PortId_t>(512, 0) egress_depth_q##Q;                           \
+    RegisterAction<bit<32>, PortId_t, cells_t>(egress_depth_q##Q) record_depth_q##Q = { \
+        void apply(inout bit<32> depth) {                                             \
+            if (eg_intr_md.deq_qdepth > (bit<19>) CELLS_MAX) {                         \
+                depth = (bit<32>) CELLS_MAX;                                          \
+            } else {                                                                  \
+                depth = (bit<32>) eg_intr_md.deq_qdepth;                              \
+            }                                                                         \
         }                                                                             \
     };                                                                                \
-    RegisterAction<cells_t, PortId_t, cells_t>(egress_depth_q##Q) report_depth_q##Q = { \
-        void apply(inout cells_t depth, out cells_t rv) {                             \
-            rv = depth;                                                               \
+    RegisterAction<bit<32>, PortId_t, cells_t>(egress_depth_q##Q) report_depth_q##Q = { \
+        void apply(inout bit<32> depth, out cells_t rv) {                             \
+            rv = depth[15:0];                                                         \
         }                                                                             \
-    };
+    };                                                                                \
+    action record_q##Q() {                                                            \
+        record_depth_q##Q.execute(meta.port);                                         \
+    }                                                                                 \
+    action report_q##Q() {                                                            \
+        hdr.depth_report.depth_q##Q = report_depth_q##Q.execute(meta.port);           \
+    }                                                                                 \
+    @stage(STAGE)                                                                     \
+    table depth_q##Q {                                                                \
+        key = {                                                                       \
+            hdr.depth_report.isValid() : exact;                                       \
+            hdr.bridged.queue          : exact;                                       \
+        }                                                                             \
+        actions = { record_q##Q; report_q##Q; @defaultonly NoAction; }                \
+        const default_action = NoAction();                                            \
+        const entries = {                                                             \
+            (false, Q) : record_q##Q();                                               \
+            (true, 0) : report_q##Q();   /* a worker's queue is 0 (the parser's) */   \
+        }                                                                             \
+        size = 2;                                                                     \
+    }
 
 control MpEgress(inout tna_egress_headers_t hdr, inout tna_egress_metadata_t meta,
                  in egress_intrinsic_metadata_t eg_intr_md,
                  in egress_intrinsic_metadata_from_parser_t eg_prsr_md,
                  inout egress_intrinsic_metadata_for_deparser_t eg_dprsr_md,
                  inout egress_intrinsic_metadata_for_output_port_t eg_oport_md) {
-    EGRESS_DEPTH(0)
-    EGRESS_DEPTH(1)
-    EGRESS_DEPTH(2)
-    EGRESS_DEPTH(3)
-    EGRESS_DEPTH(4)
-    EGRESS_DEPTH(5)
-    EGRESS_DEPTH(6)
-    EGRESS_DEPTH(7)
+    EGRESS_DEPTH(0, 0)
+    EGRESS_DEPTH(1, 0)
+    EGRESS_DEPTH(2, 0)
+    EGRESS_DEPTH(3, 0)
+    EGRESS_DEPTH(4, 1)
+    EGRESS_DEPTH(5, 1)
+    EGRESS_DEPTH(6, 1)
+    EGRESS_DEPTH(7, 1)
+
+    /* The port's total, for PACKS: a saturating sum, one action per level of the tree
+     * (an ALU takes one operation per operand per stage). */
+    cells_t s01; cells_t s23; cells_t s45; cells_t s67;
+    action sum_pairs() {
+        s01 = hdr.depth_report.depth_q0 |+| hdr.depth_report.depth_q1;
+        s23 = hdr.depth_report.depth_q2 |+| hdr.depth_report.depth_q3;
+        s45 = hdr.depth_report.depth_q4 |+| hdr.depth_report.depth_q5;
+        s67 = hdr.depth_report.depth_q6 |+| hdr.depth_report.depth_q7;
+    }
+    action sum_halves() {
+        s01 = s01 |+| s23;
+        s45 = s45 |+| s67;
+    }
+    action sum_all() {
+        hdr.depth_report.total = s01 |+| s45;
+    }
 
     apply {
+        /* meta.port is set by the egress parser and the depth is saturated in the
+         * stateful ALU itself, so that these tables (and their stateful ALUs) can sit in
+         * stages 0 and 1, which the ingress leaves free of stateful ALUs: Tofino's
+         * stages are shared by the ingress and the egress. */
         if (hdr.depth_report.isValid()) {
-            PortId_t port = hdr.depth_report.port;
-            hdr.depth_report.depth_q0 = report_depth_q0.execute(port);
-            hdr.depth_report.depth_q1 = report_depth_q1.execute(port);
-            hdr.depth_report.depth_q2 = report_depth_q2.execute(port);
-            hdr.depth_report.depth_q3 = report_depth_q3.execute(port);
-            hdr.depth_report.depth_q4 = report_depth_q4.execute(port);
-            hdr.depth_report.depth_q5 = report_depth_q5.execute(port);
-            hdr.depth_report.depth_q6 = report_depth_q6.execute(port);
-            hdr.depth_report.depth_q7 = report_depth_q7.execute(port);
             hdr.depth_report.phase = WORKER_RETURNING;
-        } else {
-            /* deq_qdepth is 19 bits of cells; 16 bits hold 5.2 MB, more than a queue
-             * AIFO or PACKS is configured with (at most 8191 cells). */
-            if (eg_intr_md.deq_qdepth > CELLS_MAX) {
-                meta.depth = 0xffff;
-            } else {
-                meta.depth = eg_intr_md.deq_qdepth[15:0];
-            }
-            PortId_t port = eg_intr_md.egress_port;
-            if (hdr.bridged.queue == 0)      { record_depth_q0.execute(port); }
-            else if (hdr.bridged.queue == 1) { record_depth_q1.execute(port); }
-            else if (hdr.bridged.queue == 2) { record_depth_q2.execute(port); }
-            else if (hdr.bridged.queue == 3) { record_depth_q3.execute(port); }
-            else if (hdr.bridged.queue == 4) { record_depth_q4.execute(port); }
-            else if (hdr.bridged.queue == 5) { record_depth_q5.execute(port); }
-            else if (hdr.bridged.queue == 6) { record_depth_q6.execute(port); }
-            else                             { record_depth_q7.execute(port); }
+        }
+        depth_q0.apply();
+        depth_q1.apply();
+        depth_q2.apply();
+        depth_q3.apply();
+        depth_q4.apply();
+        depth_q5.apply();
+        depth_q6.apply();
+        depth_q7.apply();
+        if (hdr.depth_report.isValid()) {
+            sum_pairs();
+            sum_halves();
+            sum_all();
         }
     }
 }

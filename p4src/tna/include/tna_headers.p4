@@ -29,6 +29,7 @@ header depth_report_t {
     cells_t  depth_q5;
     cells_t  depth_q6;
     cells_t  depth_q7;
+    cells_t  total;  /* the 8 depths' saturating sum, added by the egress */
 }
 
 /* SP-PIFO's push-down, carried by the resubmitted packet into its second ingress pass.
@@ -58,9 +59,11 @@ struct tna_metadata_t {
     rank_t    forward_rank;    /* the rank of the forwarded-mode mapping that matched */
     bit<1>    quic_forwarded;
     bit<8>    drop_reason;     /* DROP_* once a stage drops the packet, else DROP_NONE */
+    bit<8>    sched_drop;      /* AIFO/PACKS: DROP_ADMISSION or DROP_QUEUE_FULL, else DROP_NONE */
     bit<2>    worker;          /* WORKER_NONE, WORKER_SEND or WORKER_STORE */
     bit<3>    sched_mode;
     cells_t   queue_depth;     /* AIFO/PACKS: each queue's depth, in cells */
+    PortId_t  depth_port;      /* whose queue depths to read (egress port) or store (worker) */
     bit<3>    queue;
     bit<1>    resubmit;        /* SP-PIFO asked for a push-down pass */
     bit<8>    window_head;     /* AIFO/PACKS: the window's oldest slot, which this rank takes */
@@ -74,7 +77,7 @@ struct tna_egress_headers_t {
 }
 
 struct tna_egress_metadata_t {
-    cells_t depth;             /* this packet's queue depth at dequeue, saturated to 16 bits */
+    PortId_t port;             /* whose depths to record (egress port) or report (worker) */
 }
 
 #endif

@@ -19,6 +19,12 @@ parser MpIngressParser(packet_in pkt, out tna_headers_t hdr, out tna_metadata_t 
         meta.ipv4_bad_ihl = 0;
         meta.l4_src_port = 0;
         meta.l4_dst_port = 0;
+        meta.drop_reason = DROP_NONE;
+        meta.sched_drop = DROP_NONE;
+        meta.worker = WORKER_NONE;
+        meta.quic_forwarded = 0;
+        meta.resubmit = 0;
+        meta.queue = 0;
         transition select(ig_intr_md.resubmit_flag) {
             1: parse_resubmit;
             default: parse_port_metadata;
@@ -138,16 +144,26 @@ parser MpEgressParser(packet_in pkt, out tna_egress_headers_t hdr,
     state start {
         pkt.extract(eg_intr_md);
         pkt.extract(hdr.bridged);
-        meta.depth = 0;
+        transition select_kind;
+    }
+
+    state select_kind {
         transition select(hdr.bridged.kind) {
             BRIDGED_WORKER: parse_worker;
-            default: accept;  /* an ordinary packet leaves as the ingress deparsed it */
+            default: ordinary_packet;
         }
+    }
+
+    /* An ordinary packet leaves as the ingress deparsed it; its own port's depths. */
+    state ordinary_packet {
+        meta.port = eg_intr_md.egress_port;
+        transition accept;
     }
 
     state parse_worker {
         pkt.extract(hdr.ethernet);
         pkt.extract(hdr.depth_report);
+        meta.port = hdr.depth_report.port;  /* the port it reports on */
         transition accept;
     }
 }

@@ -43,86 +43,19 @@
         }                                                                             \
     };
 
-control SpPifo(inout tna_metadata_t meta, in ingress_intrinsic_metadata_t ig_intr_md,
-               inout ingress_intrinsic_metadata_for_deparser_t ig_dprsr_md) {
-    SPPIFO_BOUND(0)
-    SPPIFO_BOUND(1)
-    SPPIFO_BOUND(2)
-    SPPIFO_BOUND(3)
-    SPPIFO_BOUND(4)
-    SPPIFO_BOUND(5)
-    SPPIFO_BOUND(6)
-
-    /* The highest-priority queue: its bound becomes the rank either way; the cost of a
-     * push-down (bound - rank) comes back, 0 when the rank was not below the bound. */
-    Register<rank_t, bit<1>>(1, 0) sppifo_bound_q7;
-    RegisterAction<rank_t, bit<1>, rank_t>(sppifo_bound_q7) push_top = {
-        void apply(inout rank_t bound, out rank_t cost) {
-            if (meta.rank >= bound) {
-                cost = 0;
-            } else {
-                cost = bound - meta.rank;
-            }
-            bound = meta.rank;
-        }
-    };
-
-    apply {
-        if (ig_intr_md.resubmit_flag == 0) {
-            bit<1> admitted;
-            admitted = push_up_q0.execute(0);
-            if (admitted == 1) { meta.queue = 0; } else {
-            admitted = push_up_q1.execute(0);
-            if (admitted == 1) { meta.queue = 1; } else {
-            admitted = push_up_q2.execute(0);
-            if (admitted == 1) { meta.queue = 2; } else {
-            admitted = push_up_q3.execute(0);
-            if (admitted == 1) { meta.queue = 3; } else {
-            admitted = push_up_q4.execute(0);
-            if (admitted == 1) { meta.queue = 4; } else {
-            admitted = push_up_q5.execute(0);
-            if (admitted == 1) { meta.queue = 5; } else {
-            admitted = push_up_q6.execute(0);
-            if (admitted == 1) { meta.queue = 6; } else {
-                meta.queue = 7;
-                rank_t cost = push_top.execute(0);
-                if (cost != 0) {
-                    /* Push-down: the packet comes back with the cost and is queued then. */
-                    meta.push_down.setValid();
-                    meta.push_down.cost = cost;
-                    meta.push_down._pad = 0;
-                    ig_dprsr_md.resubmit_type = RESUBMIT_PUSH_DOWN;
-                    meta.resubmit = 1;
-                }
-            }}}}}}}
-        } else {
-            /* Second pass: every other bound falls by the cost (not below 0); the packet
-             * goes to the highest-priority queue, as decided in the first pass. */
-            push_down_q0.execute(0);
-            push_down_q1.execute(0);
-            push_down_q2.execute(0);
-            push_down_q3.execute(0);
-            push_down_q4.execute(0);
-            push_down_q5.execute(0);
-            push_down_q6.execute(0);
-            meta.queue = 7;
-        }
-    }
-}
-
 /* ---------------------------------------------------------------------------------
- * AIFO's and PACKS's rank window: the last RANK_WINDOW ranks, unrolled into one register
- * per slot (a window in one register array would need RANK_WINDOW reads of it in one
+ * AIFO's and PACKS's rank window: the last TNA_RANK_WINDOW (8) ranks, unrolled into one
+ * register per slot (a window in one register array would need 8 reads of it in one
  * pass). A ring pointer names the oldest slot. Each slot's RegisterAction says whether
  * its rank is below the packet's and, if it is the oldest, takes the packet's rank: the
  * packet is compared with the window before it, as in the v1model program. Tofino 1 has
- * 4 stateful ALUs per stage, so the 20 slots take 5 stages; the 20 answers are added in a
- * tree. */
+ * 4 stateful ALUs per stage, shared with SP-PIFO's bounds and the depth registers, so the
+ * slots spread over several stages; a 256-entry table counts the 8 answers. */
 
 #define RANK_SLOT(I)                                                                 \
     Register<rank_t, bit<1>>(1, 0) rank_window_##I;                                   \
-    RegisterAction<rank_t, bit<1>, bit<8>>(rank_window_##I) rank_slot_##I = {          \
-        void apply(inout rank_t slot, out bit<8> is_below) {                          \
+    RegisterAction<rank_t, bit<1>, bit<1>>(rank_window_##I) rank_slot_##I = {          \
+        void apply(inout rank_t slot, out bit<1> is_below) {                          \
             is_below = 0;                                                             \
             if (slot < meta.rank) {                                                   \
                 is_below = 1;                                                         \
@@ -155,51 +88,296 @@ control RankWindow(inout tna_metadata_t meta, out bit<8> below) {
     RANK_SLOT(5)
     RANK_SLOT(6)
     RANK_SLOT(7)
-    RANK_SLOT(8)
-    RANK_SLOT(9)
-    RANK_SLOT(10)
-    RANK_SLOT(11)
-    RANK_SLOT(12)
-    RANK_SLOT(13)
-    RANK_SLOT(14)
-    RANK_SLOT(15)
-    RANK_SLOT(16)
-    RANK_SLOT(17)
-    RANK_SLOT(18)
-    RANK_SLOT(19)
+
+    bit<1> b0; bit<1> b1; bit<1> b2; bit<1> b3;
+    bit<1> b4; bit<1> b5; bit<1> b6; bit<1> b7;
+
+    /* How many slots hold a rank below the packet's: one table on the eight one-bit
+     * answers, 256 constant entries (one stage), where an adder tree would take three
+     * stages of ALU levels and a PHV container per partial sum. */
+    action set_below(bit<8> n) {
+        below = n;
+    }
+
+    table count_below {
+        key = {
+            b0 : exact; b1 : exact; b2 : exact; b3 : exact;
+            b4 : exact; b5 : exact; b6 : exact; b7 : exact;
+        }
+        actions = { set_below; }
+        default_action = set_below(0);
+        const entries = {
+            (0, 0, 0, 0, 0, 0, 0, 0) : set_below(0);
+            (1, 0, 0, 0, 0, 0, 0, 0) : set_below(1);
+            (0, 1, 0, 0, 0, 0, 0, 0) : set_below(1);
+            (1, 1, 0, 0, 0, 0, 0, 0) : set_below(2);
+            (0, 0, 1, 0, 0, 0, 0, 0) : set_below(1);
+            (1, 0, 1, 0, 0, 0, 0, 0) : set_below(2);
+            (0, 1, 1, 0, 0, 0, 0, 0) : set_below(2);
+            (1, 1, 1, 0, 0, 0, 0, 0) : set_below(3);
+            (0, 0, 0, 1, 0, 0, 0, 0) : set_below(1);
+            (1, 0, 0, 1, 0, 0, 0, 0) : set_below(2);
+            (0, 1, 0, 1, 0, 0, 0, 0) : set_below(2);
+            (1, 1, 0, 1, 0, 0, 0, 0) : set_below(3);
+            (0, 0, 1, 1, 0, 0, 0, 0) : set_below(2);
+            (1, 0, 1, 1, 0, 0, 0, 0) : set_below(3);
+            (0, 1, 1, 1, 0, 0, 0, 0) : set_below(3);
+            (1, 1, 1, 1, 0, 0, 0, 0) : set_below(4);
+            (0, 0, 0, 0, 1, 0, 0, 0) : set_below(1);
+            (1, 0, 0, 0, 1, 0, 0, 0) : set_below(2);
+            (0, 1, 0, 0, 1, 0, 0, 0) : set_below(2);
+            (1, 1, 0, 0, 1, 0, 0, 0) : set_below(3);
+            (0, 0, 1, 0, 1, 0, 0, 0) : set_below(2);
+            (1, 0, 1, 0, 1, 0, 0, 0) : set_below(3);
+            (0, 1, 1, 0, 1, 0, 0, 0) : set_below(3);
+            (1, 1, 1, 0, 1, 0, 0, 0) : set_below(4);
+            (0, 0, 0, 1, 1, 0, 0, 0) : set_below(2);
+            (1, 0, 0, 1, 1, 0, 0, 0) : set_below(3);
+            (0, 1, 0, 1, 1, 0, 0, 0) : set_below(3);
+            (1, 1, 0, 1, 1, 0, 0, 0) : set_below(4);
+            (0, 0, 1, 1, 1, 0, 0, 0) : set_below(3);
+            (1, 0, 1, 1, 1, 0, 0, 0) : set_below(4);
+            (0, 1, 1, 1, 1, 0, 0, 0) : set_below(4);
+            (1, 1, 1, 1, 1, 0, 0, 0) : set_below(5);
+            (0, 0, 0, 0, 0, 1, 0, 0) : set_below(1);
+            (1, 0, 0, 0, 0, 1, 0, 0) : set_below(2);
+            (0, 1, 0, 0, 0, 1, 0, 0) : set_below(2);
+            (1, 1, 0, 0, 0, 1, 0, 0) : set_below(3);
+            (0, 0, 1, 0, 0, 1, 0, 0) : set_below(2);
+            (1, 0, 1, 0, 0, 1, 0, 0) : set_below(3);
+            (0, 1, 1, 0, 0, 1, 0, 0) : set_below(3);
+            (1, 1, 1, 0, 0, 1, 0, 0) : set_below(4);
+            (0, 0, 0, 1, 0, 1, 0, 0) : set_below(2);
+            (1, 0, 0, 1, 0, 1, 0, 0) : set_below(3);
+            (0, 1, 0, 1, 0, 1, 0, 0) : set_below(3);
+            (1, 1, 0, 1, 0, 1, 0, 0) : set_below(4);
+            (0, 0, 1, 1, 0, 1, 0, 0) : set_below(3);
+            (1, 0, 1, 1, 0, 1, 0, 0) : set_below(4);
+            (0, 1, 1, 1, 0, 1, 0, 0) : set_below(4);
+            (1, 1, 1, 1, 0, 1, 0, 0) : set_below(5);
+            (0, 0, 0, 0, 1, 1, 0, 0) : set_below(2);
+            (1, 0, 0, 0, 1, 1, 0, 0) : set_below(3);
+            (0, 1, 0, 0, 1, 1, 0, 0) : set_below(3);
+            (1, 1, 0, 0, 1, 1, 0, 0) : set_below(4);
+            (0, 0, 1, 0, 1, 1, 0, 0) : set_below(3);
+            (1, 0, 1, 0, 1, 1, 0, 0) : set_below(4);
+            (0, 1, 1, 0, 1, 1, 0, 0) : set_below(4);
+            (1, 1, 1, 0, 1, 1, 0, 0) : set_below(5);
+            (0, 0, 0, 1, 1, 1, 0, 0) : set_below(3);
+            (1, 0, 0, 1, 1, 1, 0, 0) : set_below(4);
+            (0, 1, 0, 1, 1, 1, 0, 0) : set_below(4);
+            (1, 1, 0, 1, 1, 1, 0, 0) : set_below(5);
+            (0, 0, 1, 1, 1, 1, 0, 0) : set_below(4);
+            (1, 0, 1, 1, 1, 1, 0, 0) : set_below(5);
+            (0, 1, 1, 1, 1, 1, 0, 0) : set_below(5);
+            (1, 1, 1, 1, 1, 1, 0, 0) : set_below(6);
+            (0, 0, 0, 0, 0, 0, 1, 0) : set_below(1);
+            (1, 0, 0, 0, 0, 0, 1, 0) : set_below(2);
+            (0, 1, 0, 0, 0, 0, 1, 0) : set_below(2);
+            (1, 1, 0, 0, 0, 0, 1, 0) : set_below(3);
+            (0, 0, 1, 0, 0, 0, 1, 0) : set_below(2);
+            (1, 0, 1, 0, 0, 0, 1, 0) : set_below(3);
+            (0, 1, 1, 0, 0, 0, 1, 0) : set_below(3);
+            (1, 1, 1, 0, 0, 0, 1, 0) : set_below(4);
+            (0, 0, 0, 1, 0, 0, 1, 0) : set_below(2);
+            (1, 0, 0, 1, 0, 0, 1, 0) : set_below(3);
+            (0, 1, 0, 1, 0, 0, 1, 0) : set_below(3);
+            (1, 1, 0, 1, 0, 0, 1, 0) : set_below(4);
+            (0, 0, 1, 1, 0, 0, 1, 0) : set_below(3);
+            (1, 0, 1, 1, 0, 0, 1, 0) : set_below(4);
+            (0, 1, 1, 1, 0, 0, 1, 0) : set_below(4);
+            (1, 1, 1, 1, 0, 0, 1, 0) : set_below(5);
+            (0, 0, 0, 0, 1, 0, 1, 0) : set_below(2);
+            (1, 0, 0, 0, 1, 0, 1, 0) : set_below(3);
+            (0, 1, 0, 0, 1, 0, 1, 0) : set_below(3);
+            (1, 1, 0, 0, 1, 0, 1, 0) : set_below(4);
+            (0, 0, 1, 0, 1, 0, 1, 0) : set_below(3);
+            (1, 0, 1, 0, 1, 0, 1, 0) : set_below(4);
+            (0, 1, 1, 0, 1, 0, 1, 0) : set_below(4);
+            (1, 1, 1, 0, 1, 0, 1, 0) : set_below(5);
+            (0, 0, 0, 1, 1, 0, 1, 0) : set_below(3);
+            (1, 0, 0, 1, 1, 0, 1, 0) : set_below(4);
+            (0, 1, 0, 1, 1, 0, 1, 0) : set_below(4);
+            (1, 1, 0, 1, 1, 0, 1, 0) : set_below(5);
+            (0, 0, 1, 1, 1, 0, 1, 0) : set_below(4);
+            (1, 0, 1, 1, 1, 0, 1, 0) : set_below(5);
+            (0, 1, 1, 1, 1, 0, 1, 0) : set_below(5);
+            (1, 1, 1, 1, 1, 0, 1, 0) : set_below(6);
+            (0, 0, 0, 0, 0, 1, 1, 0) : set_below(2);
+            (1, 0, 0, 0, 0, 1, 1, 0) : set_below(3);
+            (0, 1, 0, 0, 0, 1, 1, 0) : set_below(3);
+            (1, 1, 0, 0, 0, 1, 1, 0) : set_below(4);
+            (0, 0, 1, 0, 0, 1, 1, 0) : set_below(3);
+            (1, 0, 1, 0, 0, 1, 1, 0) : set_below(4);
+            (0, 1, 1, 0, 0, 1, 1, 0) : set_below(4);
+            (1, 1, 1, 0, 0, 1, 1, 0) : set_below(5);
+            (0, 0, 0, 1, 0, 1, 1, 0) : set_below(3);
+            (1, 0, 0, 1, 0, 1, 1, 0) : set_below(4);
+            (0, 1, 0, 1, 0, 1, 1, 0) : set_below(4);
+            (1, 1, 0, 1, 0, 1, 1, 0) : set_below(5);
+            (0, 0, 1, 1, 0, 1, 1, 0) : set_below(4);
+            (1, 0, 1, 1, 0, 1, 1, 0) : set_below(5);
+            (0, 1, 1, 1, 0, 1, 1, 0) : set_below(5);
+            (1, 1, 1, 1, 0, 1, 1, 0) : set_below(6);
+            (0, 0, 0, 0, 1, 1, 1, 0) : set_below(3);
+            (1, 0, 0, 0, 1, 1, 1, 0) : set_below(4);
+            (0, 1, 0, 0, 1, 1, 1, 0) : set_below(4);
+            (1, 1, 0, 0, 1, 1, 1, 0) : set_below(5);
+            (0, 0, 1, 0, 1, 1, 1, 0) : set_below(4);
+            (1, 0, 1, 0, 1, 1, 1, 0) : set_below(5);
+            (0, 1, 1, 0, 1, 1, 1, 0) : set_below(5);
+            (1, 1, 1, 0, 1, 1, 1, 0) : set_below(6);
+            (0, 0, 0, 1, 1, 1, 1, 0) : set_below(4);
+            (1, 0, 0, 1, 1, 1, 1, 0) : set_below(5);
+            (0, 1, 0, 1, 1, 1, 1, 0) : set_below(5);
+            (1, 1, 0, 1, 1, 1, 1, 0) : set_below(6);
+            (0, 0, 1, 1, 1, 1, 1, 0) : set_below(5);
+            (1, 0, 1, 1, 1, 1, 1, 0) : set_below(6);
+            (0, 1, 1, 1, 1, 1, 1, 0) : set_below(6);
+            (1, 1, 1, 1, 1, 1, 1, 0) : set_below(7);
+            (0, 0, 0, 0, 0, 0, 0, 1) : set_below(1);
+            (1, 0, 0, 0, 0, 0, 0, 1) : set_below(2);
+            (0, 1, 0, 0, 0, 0, 0, 1) : set_below(2);
+            (1, 1, 0, 0, 0, 0, 0, 1) : set_below(3);
+            (0, 0, 1, 0, 0, 0, 0, 1) : set_below(2);
+            (1, 0, 1, 0, 0, 0, 0, 1) : set_below(3);
+            (0, 1, 1, 0, 0, 0, 0, 1) : set_below(3);
+            (1, 1, 1, 0, 0, 0, 0, 1) : set_below(4);
+            (0, 0, 0, 1, 0, 0, 0, 1) : set_below(2);
+            (1, 0, 0, 1, 0, 0, 0, 1) : set_below(3);
+            (0, 1, 0, 1, 0, 0, 0, 1) : set_below(3);
+            (1, 1, 0, 1, 0, 0, 0, 1) : set_below(4);
+            (0, 0, 1, 1, 0, 0, 0, 1) : set_below(3);
+            (1, 0, 1, 1, 0, 0, 0, 1) : set_below(4);
+            (0, 1, 1, 1, 0, 0, 0, 1) : set_below(4);
+            (1, 1, 1, 1, 0, 0, 0, 1) : set_below(5);
+            (0, 0, 0, 0, 1, 0, 0, 1) : set_below(2);
+            (1, 0, 0, 0, 1, 0, 0, 1) : set_below(3);
+            (0, 1, 0, 0, 1, 0, 0, 1) : set_below(3);
+            (1, 1, 0, 0, 1, 0, 0, 1) : set_below(4);
+            (0, 0, 1, 0, 1, 0, 0, 1) : set_below(3);
+            (1, 0, 1, 0, 1, 0, 0, 1) : set_below(4);
+            (0, 1, 1, 0, 1, 0, 0, 1) : set_below(4);
+            (1, 1, 1, 0, 1, 0, 0, 1) : set_below(5);
+            (0, 0, 0, 1, 1, 0, 0, 1) : set_below(3);
+            (1, 0, 0, 1, 1, 0, 0, 1) : set_below(4);
+            (0, 1, 0, 1, 1, 0, 0, 1) : set_below(4);
+            (1, 1, 0, 1, 1, 0, 0, 1) : set_below(5);
+            (0, 0, 1, 1, 1, 0, 0, 1) : set_below(4);
+            (1, 0, 1, 1, 1, 0, 0, 1) : set_below(5);
+            (0, 1, 1, 1, 1, 0, 0, 1) : set_below(5);
+            (1, 1, 1, 1, 1, 0, 0, 1) : set_below(6);
+            (0, 0, 0, 0, 0, 1, 0, 1) : set_below(2);
+            (1, 0, 0, 0, 0, 1, 0, 1) : set_below(3);
+            (0, 1, 0, 0, 0, 1, 0, 1) : set_below(3);
+            (1, 1, 0, 0, 0, 1, 0, 1) : set_below(4);
+            (0, 0, 1, 0, 0, 1, 0, 1) : set_below(3);
+            (1, 0, 1, 0, 0, 1, 0, 1) : set_below(4);
+            (0, 1, 1, 0, 0, 1, 0, 1) : set_below(4);
+            (1, 1, 1, 0, 0, 1, 0, 1) : set_below(5);
+            (0, 0, 0, 1, 0, 1, 0, 1) : set_below(3);
+            (1, 0, 0, 1, 0, 1, 0, 1) : set_below(4);
+            (0, 1, 0, 1, 0, 1, 0, 1) : set_below(4);
+            (1, 1, 0, 1, 0, 1, 0, 1) : set_below(5);
+            (0, 0, 1, 1, 0, 1, 0, 1) : set_below(4);
+            (1, 0, 1, 1, 0, 1, 0, 1) : set_below(5);
+            (0, 1, 1, 1, 0, 1, 0, 1) : set_below(5);
+            (1, 1, 1, 1, 0, 1, 0, 1) : set_below(6);
+            (0, 0, 0, 0, 1, 1, 0, 1) : set_below(3);
+            (1, 0, 0, 0, 1, 1, 0, 1) : set_below(4);
+            (0, 1, 0, 0, 1, 1, 0, 1) : set_below(4);
+            (1, 1, 0, 0, 1, 1, 0, 1) : set_below(5);
+            (0, 0, 1, 0, 1, 1, 0, 1) : set_below(4);
+            (1, 0, 1, 0, 1, 1, 0, 1) : set_below(5);
+            (0, 1, 1, 0, 1, 1, 0, 1) : set_below(5);
+            (1, 1, 1, 0, 1, 1, 0, 1) : set_below(6);
+            (0, 0, 0, 1, 1, 1, 0, 1) : set_below(4);
+            (1, 0, 0, 1, 1, 1, 0, 1) : set_below(5);
+            (0, 1, 0, 1, 1, 1, 0, 1) : set_below(5);
+            (1, 1, 0, 1, 1, 1, 0, 1) : set_below(6);
+            (0, 0, 1, 1, 1, 1, 0, 1) : set_below(5);
+            (1, 0, 1, 1, 1, 1, 0, 1) : set_below(6);
+            (0, 1, 1, 1, 1, 1, 0, 1) : set_below(6);
+            (1, 1, 1, 1, 1, 1, 0, 1) : set_below(7);
+            (0, 0, 0, 0, 0, 0, 1, 1) : set_below(2);
+            (1, 0, 0, 0, 0, 0, 1, 1) : set_below(3);
+            (0, 1, 0, 0, 0, 0, 1, 1) : set_below(3);
+            (1, 1, 0, 0, 0, 0, 1, 1) : set_below(4);
+            (0, 0, 1, 0, 0, 0, 1, 1) : set_below(3);
+            (1, 0, 1, 0, 0, 0, 1, 1) : set_below(4);
+            (0, 1, 1, 0, 0, 0, 1, 1) : set_below(4);
+            (1, 1, 1, 0, 0, 0, 1, 1) : set_below(5);
+            (0, 0, 0, 1, 0, 0, 1, 1) : set_below(3);
+            (1, 0, 0, 1, 0, 0, 1, 1) : set_below(4);
+            (0, 1, 0, 1, 0, 0, 1, 1) : set_below(4);
+            (1, 1, 0, 1, 0, 0, 1, 1) : set_below(5);
+            (0, 0, 1, 1, 0, 0, 1, 1) : set_below(4);
+            (1, 0, 1, 1, 0, 0, 1, 1) : set_below(5);
+            (0, 1, 1, 1, 0, 0, 1, 1) : set_below(5);
+            (1, 1, 1, 1, 0, 0, 1, 1) : set_below(6);
+            (0, 0, 0, 0, 1, 0, 1, 1) : set_below(3);
+            (1, 0, 0, 0, 1, 0, 1, 1) : set_below(4);
+            (0, 1, 0, 0, 1, 0, 1, 1) : set_below(4);
+            (1, 1, 0, 0, 1, 0, 1, 1) : set_below(5);
+            (0, 0, 1, 0, 1, 0, 1, 1) : set_below(4);
+            (1, 0, 1, 0, 1, 0, 1, 1) : set_below(5);
+            (0, 1, 1, 0, 1, 0, 1, 1) : set_below(5);
+            (1, 1, 1, 0, 1, 0, 1, 1) : set_below(6);
+            (0, 0, 0, 1, 1, 0, 1, 1) : set_below(4);
+            (1, 0, 0, 1, 1, 0, 1, 1) : set_below(5);
+            (0, 1, 0, 1, 1, 0, 1, 1) : set_below(5);
+            (1, 1, 0, 1, 1, 0, 1, 1) : set_below(6);
+            (0, 0, 1, 1, 1, 0, 1, 1) : set_below(5);
+            (1, 0, 1, 1, 1, 0, 1, 1) : set_below(6);
+            (0, 1, 1, 1, 1, 0, 1, 1) : set_below(6);
+            (1, 1, 1, 1, 1, 0, 1, 1) : set_below(7);
+            (0, 0, 0, 0, 0, 1, 1, 1) : set_below(3);
+            (1, 0, 0, 0, 0, 1, 1, 1) : set_below(4);
+            (0, 1, 0, 0, 0, 1, 1, 1) : set_below(4);
+            (1, 1, 0, 0, 0, 1, 1, 1) : set_below(5);
+            (0, 0, 1, 0, 0, 1, 1, 1) : set_below(4);
+            (1, 0, 1, 0, 0, 1, 1, 1) : set_below(5);
+            (0, 1, 1, 0, 0, 1, 1, 1) : set_below(5);
+            (1, 1, 1, 0, 0, 1, 1, 1) : set_below(6);
+            (0, 0, 0, 1, 0, 1, 1, 1) : set_below(4);
+            (1, 0, 0, 1, 0, 1, 1, 1) : set_below(5);
+            (0, 1, 0, 1, 0, 1, 1, 1) : set_below(5);
+            (1, 1, 0, 1, 0, 1, 1, 1) : set_below(6);
+            (0, 0, 1, 1, 0, 1, 1, 1) : set_below(5);
+            (1, 0, 1, 1, 0, 1, 1, 1) : set_below(6);
+            (0, 1, 1, 1, 0, 1, 1, 1) : set_below(6);
+            (1, 1, 1, 1, 0, 1, 1, 1) : set_below(7);
+            (0, 0, 0, 0, 1, 1, 1, 1) : set_below(4);
+            (1, 0, 0, 0, 1, 1, 1, 1) : set_below(5);
+            (0, 1, 0, 0, 1, 1, 1, 1) : set_below(5);
+            (1, 1, 0, 0, 1, 1, 1, 1) : set_below(6);
+            (0, 0, 1, 0, 1, 1, 1, 1) : set_below(5);
+            (1, 0, 1, 0, 1, 1, 1, 1) : set_below(6);
+            (0, 1, 1, 0, 1, 1, 1, 1) : set_below(6);
+            (1, 1, 1, 0, 1, 1, 1, 1) : set_below(7);
+            (0, 0, 0, 1, 1, 1, 1, 1) : set_below(5);
+            (1, 0, 0, 1, 1, 1, 1, 1) : set_below(6);
+            (0, 1, 0, 1, 1, 1, 1, 1) : set_below(6);
+            (1, 1, 0, 1, 1, 1, 1, 1) : set_below(7);
+            (0, 0, 1, 1, 1, 1, 1, 1) : set_below(6);
+            (1, 0, 1, 1, 1, 1, 1, 1) : set_below(7);
+            (0, 1, 1, 1, 1, 1, 1, 1) : set_below(7);
+            (1, 1, 1, 1, 1, 1, 1, 1) : set_below(8);
+        }
+        size = 256;
+    }
 
     apply {
         meta.window_head = advance_head.execute(0);
-        bit<8> b0 = rank_slot_0.execute(0);
-        bit<8> b1 = rank_slot_1.execute(0);
-        bit<8> b2 = rank_slot_2.execute(0);
-        bit<8> b3 = rank_slot_3.execute(0);
-        bit<8> b4 = rank_slot_4.execute(0);
-        bit<8> b5 = rank_slot_5.execute(0);
-        bit<8> b6 = rank_slot_6.execute(0);
-        bit<8> b7 = rank_slot_7.execute(0);
-        bit<8> b8 = rank_slot_8.execute(0);
-        bit<8> b9 = rank_slot_9.execute(0);
-        bit<8> b10 = rank_slot_10.execute(0);
-        bit<8> b11 = rank_slot_11.execute(0);
-        bit<8> b12 = rank_slot_12.execute(0);
-        bit<8> b13 = rank_slot_13.execute(0);
-        bit<8> b14 = rank_slot_14.execute(0);
-        bit<8> b15 = rank_slot_15.execute(0);
-        bit<8> b16 = rank_slot_16.execute(0);
-        bit<8> b17 = rank_slot_17.execute(0);
-        bit<8> b18 = rank_slot_18.execute(0);
-        bit<8> b19 = rank_slot_19.execute(0);
-        /* A two-operand ALU per instruction: add in a tree (5 levels). */
-        bit<8> s0 = b0 + b1;   bit<8> s1 = b2 + b3;   bit<8> s2 = b4 + b5;
-        bit<8> s3 = b6 + b7;   bit<8> s4 = b8 + b9;   bit<8> s5 = b10 + b11;
-        bit<8> s6 = b12 + b13; bit<8> s7 = b14 + b15; bit<8> s8 = b16 + b17;
-        bit<8> s9 = b18 + b19;
-        bit<8> t0 = s0 + s1;   bit<8> t1 = s2 + s3;   bit<8> t2 = s4 + s5;
-        bit<8> t3 = s6 + s7;   bit<8> t4 = s8 + s9;
-        bit<8> u0 = t0 + t1;   bit<8> u1 = t2 + t3;
-        bit<8> v0 = u0 + u1;
-        below = v0 + t4;
+        b0 = rank_slot_0.execute(0);
+        b1 = rank_slot_1.execute(0);
+        b2 = rank_slot_2.execute(0);
+        b3 = rank_slot_3.execute(0);
+        b4 = rank_slot_4.execute(0);
+        b5 = rank_slot_5.execute(0);
+        b6 = rank_slot_6.execute(0);
+        b7 = rank_slot_7.execute(0);
+        count_below.apply();
     }
 }
 
@@ -208,33 +386,66 @@ control RankWindow(inout tna_metadata_t meta, out bit<8> below) {
  * only to the egress, and the ingress and the egress cannot share a register, so the
  * egress records each (port, queue)'s depth at dequeue (MpEgress) and queue-depth workers
  * carry them here (DepthWorker): these registers hold a copy, as fresh as the workers'
- * period. Depths are in 80-byte cells. */
+ * period. Depths are in 80-byte cells.
+ *
+ * What a packet needs of them is small: AIFO the one FIFO's depth (queue 0), PACKS the
+ * port's total (the saturating sum of the 8 depths) and, per queue, whether it has room
+ * (depth < the configured depth). So a returning worker stores the 8 depths and their
+ * total (summed by the egress, once per worker, not once per packet), and each queue's
+ * RegisterAction answers the room question itself in its stateful ALU: the packet carries
+ * 8 one-bit flags and one 16-bit total, not 8 depths and a sum tree.
+ *
+ * Each register's store and read are two actions of one table (keyed on the worker
+ * verdict and the mode), so that they share the stage of the register's stateful ALU;
+ * every access uses meta.depth_port, the packet's egress port or the port a worker
+ * reports on. */
 
-struct queue_depths_t {
-    cells_t q0; cells_t q1; cells_t q2; cells_t q3;
-    cells_t q4; cells_t q5; cells_t q6; cells_t q7;
+struct queue_room_t {
+    bit<1> q0; bit<1> q1; bit<1> q2; bit<1> q3;
+    bit<1> q4; bit<1> q5; bit<1> q6; bit<1> q7;
 }
 
-const bit<2> DEPTHS_NONE = 0;
-const bit<2> DEPTHS_READ_Q0 = 1;   /* AIFO: the one FIFO, queue 0 */
-const bit<2> DEPTHS_READ_ALL = 2;  /* PACKS: all 8 queues */
-const bit<2> DEPTHS_STORE = 3;     /* a returning worker's report */
+#define DEPTH_STORE_ENTRIES(ACTION)                                                   \
+            (WORKER_STORE, SCHED_FIFO) : ACTION;                                      \
+            (WORKER_STORE, SCHED_STRICT) : ACTION;                                    \
+            (WORKER_STORE, SCHED_SPPIFO) : ACTION;                                    \
+            (WORKER_STORE, SCHED_AIFO) : ACTION;                                      \
+            (WORKER_STORE, SCHED_PACKS) : ACTION;
 
 #define INGRESS_DEPTH(Q)                                                             \
     Register<cells_t, PortId_t>(512, 0) ingress_depth_q##Q;                           \
-    RegisterAction<cells_t, PortId_t, cells_t>(ingress_depth_q##Q) read_depth_q##Q = { \
-        void apply(inout cells_t depth, out cells_t rv) {                             \
-            rv = depth;                                                               \
+    RegisterAction<cells_t, PortId_t, bit<1>>(ingress_depth_q##Q) has_room_q##Q = {   \
+        void apply(inout cells_t depth, out bit<1> has_room) {                        \
+            has_room = 0;                                                             \
+            if (depth < meta.queue_depth) {                                           \
+                has_room = 1;                                                         \
+            }                                                                         \
         }                                                                             \
     };                                                                                \
     RegisterAction<cells_t, PortId_t, cells_t>(ingress_depth_q##Q) store_depth_q##Q = { \
         void apply(inout cells_t depth) {                                             \
             depth = hdr.depth_report.depth_q##Q;                                      \
         }                                                                             \
-    };
+    };                                                                                \
+    action room_q##Q() {                                                              \
+        room.q##Q = has_room_q##Q.execute(meta.depth_port);                           \
+    }                                                                                 \
+    action store_q##Q() {                                                             \
+        store_depth_q##Q.execute(meta.depth_port);                                    \
+    }                                                                                 \
+    table depth_q##Q {                                                                \
+        key = { meta.worker : exact; meta.sched_mode : exact; }                       \
+        actions = { room_q##Q; store_q##Q; @defaultonly NoAction; }                   \
+        const default_action = NoAction();                                            \
+        const entries = {                                                             \
+            DEPTH_STORE_ENTRIES(store_q##Q())                                         \
+            (WORKER_NONE, SCHED_PACKS) : room_q##Q();                                 \
+        }                                                                             \
+        size = 8;                                                                     \
+    }
 
-control IngressDepths(in tna_headers_t hdr, in PortId_t port, in bit<2> op,
-                      out queue_depths_t held) {
+control IngressDepths(inout tna_headers_t hdr, inout tna_metadata_t meta,
+                      out cells_t used, out queue_room_t room) {
     INGRESS_DEPTH(0)
     INGRESS_DEPTH(1)
     INGRESS_DEPTH(2)
@@ -244,53 +455,123 @@ control IngressDepths(in tna_headers_t hdr, in PortId_t port, in bit<2> op,
     INGRESS_DEPTH(6)
     INGRESS_DEPTH(7)
 
-    apply {
-        held.q0 = 0; held.q1 = 0; held.q2 = 0; held.q3 = 0;
-        held.q4 = 0; held.q5 = 0; held.q6 = 0; held.q7 = 0;
-        if (op == DEPTHS_STORE) {
-            store_depth_q0.execute(hdr.depth_report.port);
-            store_depth_q1.execute(hdr.depth_report.port);
-            store_depth_q2.execute(hdr.depth_report.port);
-            store_depth_q3.execute(hdr.depth_report.port);
-            store_depth_q4.execute(hdr.depth_report.port);
-            store_depth_q5.execute(hdr.depth_report.port);
-            store_depth_q6.execute(hdr.depth_report.port);
-            store_depth_q7.execute(hdr.depth_report.port);
-        } else if (op != DEPTHS_NONE) {
-            held.q0 = read_depth_q0.execute(port);
-            if (op == DEPTHS_READ_ALL) {
-                held.q1 = read_depth_q1.execute(port);
-                held.q2 = read_depth_q2.execute(port);
-                held.q3 = read_depth_q3.execute(port);
-                held.q4 = read_depth_q4.execute(port);
-                held.q5 = read_depth_q5.execute(port);
-                held.q6 = read_depth_q6.execute(port);
-                held.q7 = read_depth_q7.execute(port);
-            }
+    /* What the port holds, as AIFO or PACKS counts it: PACKS the total of its 8 queues
+     * (saturating), AIFO its one FIFO, queue 0. A worker stores the one the configured
+     * mode needs, so that one register and one 16-bit read serve both. */
+    Register<cells_t, PortId_t>(512, 0) ingress_depth_used;
+    RegisterAction<cells_t, PortId_t, cells_t>(ingress_depth_used) read_used = {
+        void apply(inout cells_t held, out cells_t rv) {
+            rv = held;
         }
+    };
+    RegisterAction<cells_t, PortId_t, cells_t>(ingress_depth_used) store_total = {
+        void apply(inout cells_t held) {
+            held = hdr.depth_report.total;
+        }
+    };
+    RegisterAction<cells_t, PortId_t, cells_t>(ingress_depth_used) store_q0_as_used = {
+        void apply(inout cells_t held) {
+            held = hdr.depth_report.depth_q0;
+        }
+    };
+    action read_used_depth() {
+        used = read_used.execute(meta.depth_port);
+    }
+    action store_total_depth() {
+        store_total.execute(meta.depth_port);
+    }
+    action store_q0_depth() {
+        store_q0_as_used.execute(meta.depth_port);
+    }
+    table depth_used {
+        key = { meta.worker : exact; meta.sched_mode : exact; }
+        actions = { read_used_depth; store_total_depth; store_q0_depth; @defaultonly NoAction; }
+        const default_action = NoAction();
+        const entries = {
+            (WORKER_STORE, SCHED_FIFO) : store_total_depth();
+            (WORKER_STORE, SCHED_STRICT) : store_total_depth();
+            (WORKER_STORE, SCHED_SPPIFO) : store_total_depth();
+            (WORKER_STORE, SCHED_AIFO) : store_q0_depth();
+            (WORKER_STORE, SCHED_PACKS) : store_total_depth();
+            (WORKER_NONE, SCHED_AIFO) : read_used_depth();
+            (WORKER_NONE, SCHED_PACKS) : read_used_depth();
+        }
+        size = 8;
+    }
+
+    apply {
+        depth_q0.apply();
+        depth_q1.apply();
+        depth_q2.apply();
+        depth_q3.apply();
+        depth_q4.apply();
+        depth_q5.apply();
+        depth_q6.apply();
+        depth_q7.apply();
+        depth_used.apply();
     }
 }
 
 /* ---------------------------------------------------------------------------------
  * Stage 5: queue selection. AIFO's and PACKS's admission rules are, in the v1model
  * program, products of the window count, k, W, the capacity and the free buffer. Here
- * the control plane turns them into a range table over the free cells: for each mode
- * and each range of free cells, the number of window ranks below the packet that each
- * queue still admits (p4src/tofino.py computes the entries; tests check them against the
- * reference model for every count and free value). The data plane only subtracts and
- * compares. */
+ * the control plane evaluates them for every count and every number of free cells and
+ * installs the answers in a table keyed on (mode, free cells as a range, count): which
+ * queues' shares admit the packet (p4src/tofino.py computes the entries; tests check them
+ * against the reference model). The data plane subtracts once (the free cells) and looks
+ * up twice (the admission mask, then the queue). */
 control Scheduling(inout tna_headers_t hdr, inout tna_metadata_t meta,
                    in ingress_intrinsic_metadata_t ig_intr_md,
                    inout ingress_intrinsic_metadata_for_deparser_t ig_dprsr_md,
                    inout ingress_intrinsic_metadata_for_tm_t ig_tm_md) {
-    SpPifo() sppifo;
+    /* SP-PIFO's bounds: declared here, not in a control of their own, so that each pass
+     * is one branch of the if-else below (a nested condition would cost a stage). */
+    SPPIFO_BOUND(0)
+    SPPIFO_BOUND(1)
+    SPPIFO_BOUND(2)
+    SPPIFO_BOUND(3)
+    SPPIFO_BOUND(4)
+    SPPIFO_BOUND(5)
+    SPPIFO_BOUND(6)
+
+    /* The highest-priority queue: its bound becomes the rank either way; the cost of a
+     * push-down (bound - rank) comes back, 0 when the rank was not below the bound. */
+    Register<rank_t, bit<1>>(1, 0) sppifo_bound_q7;
+    RegisterAction<rank_t, bit<1>, rank_t>(sppifo_bound_q7) push_top = {
+        void apply(inout rank_t bound, out rank_t cost) {
+            if (meta.rank >= bound) {
+                cost = 0;
+            } else {
+                cost = bound - meta.rank;
+            }
+            bound = meta.rank;
+        }
+    };
+
     RankWindow() rank_window;
     IngressDepths() ingress_depths;
     Counter<bit<64>, bit<3>>(NUM_QUEUES, CounterType_t.PACKETS_AND_BYTES) queue_enqueues;
 
-    bit<8> t_q0; bit<8> t_q1; bit<8> t_q2; bit<8> t_q3;
-    bit<8> t_q4; bit<8> t_q5; bit<8> t_q6; bit<8> t_q7;
+    cells_t used;      /* AIFO: queue 0's depth; PACKS: the port's total */
+    cells_t capacity;  /* PACKS: 8 queues' depth */
     cells_t free;
+    queue_room_t room; /* PACKS: which queues have room */
+    bit<8> admit;      /* AIFO/PACKS: bit q set: queue q's share admits the packet */
+    bit<8> below;      /* AIFO/PACKS: window ranks below the packet's */
+
+    /* Free cells: capacity minus what is held, 0 when full (saturating). Queue depths
+     * are at most 8191 cells for PACKS, so 8 of them fit in 16 bits. */
+    action aifo_free() {
+        free = meta.queue_depth |-| used;
+    }
+
+    action packs_capacity() {
+        capacity = meta.queue_depth << 3;
+    }
+
+    action packs_free() {
+        free = capacity |-| used;
+    }
 
     action set_mode(bit<3> mode, cells_t queue_depth) {
         meta.sched_mode = mode;
@@ -314,102 +595,141 @@ control Scheduling(inout tna_headers_t hdr, inout tna_metadata_t meta,
         size = 64;
     }
 
-    /* Queue q admits a packet with `below` window ranks under its own when
-     * below < t_qq. AIFO uses t_q0 only (its FIFO is queue 0). */
-    action set_thresholds(bit<8> t_7, bit<8> t_6, bit<8> t_5, bit<8> t_4,
-                          bit<8> t_3, bit<8> t_2, bit<8> t_1, bit<8> t_0) {
-        t_q7 = t_7; t_q6 = t_6; t_q5 = t_5; t_q4 = t_4;
-        t_q3 = t_3; t_q2 = t_2; t_q1 = t_1; t_q0 = t_0;
+    /* Which queues' shares admit a packet with `below` window ranks under its own, for
+     * the mode and the free cells: the control plane evaluates AIFO's or PACKS's rule
+     * for every free value and every count (p4src/tofino.py) and installs, per count,
+     * the ranges of free cells with the same answer. Admitting nothing needs no entry.
+     * With `below` in the key the data plane does not compare at all: no threshold
+     * arithmetic between the window's sum and the queue choice. */
+    action set_admit(bit<8> admit_mask) {
+        admit = admit_mask;
     }
 
     table admission_thresholds {
         key = {
             meta.sched_mode : exact @name("mode");
             free            : range @name("free");
+            below           : exact @name("below");
         }
-        actions = { set_thresholds; }
-        default_action = set_thresholds(0, 0, 0, 0, 0, 0, 0, 0);  /* admits nothing */
+        actions = { set_admit; }
+        default_action = set_admit(0);  /* admits nothing */
         size = 1024;
     }
 
-    apply {
-        bit<2> depth_op = DEPTHS_NONE;
-        if (meta.worker == WORKER_STORE) {
-            depth_op = DEPTHS_STORE;
-        } else if (meta.worker == WORKER_NONE && meta.drop_reason == DROP_NONE) {
-            sched_mode.apply();
-            if (meta.sched_mode == SCHED_AIFO) {
-                depth_op = DEPTHS_READ_Q0;
-            } else if (meta.sched_mode == SCHED_PACKS) {
-                depth_op = DEPTHS_READ_ALL;
-            }
-        }
-        queue_depths_t held;
-        ingress_depths.apply(hdr, ig_tm_md.ucast_egress_port, depth_op, held);
+    action choose(bit<3> queue) {
+        meta.queue = queue;
+    }
+    /* AIFO's and PACKS's drops go to their own field: a write to meta.drop_reason here
+     * would have to wait for every table whose condition reads it (SP-PIFO's chain). */
+    action drop_full() {
+        meta.sched_drop = DROP_QUEUE_FULL;
+    }
+    action drop_refused() {
+        meta.sched_drop = DROP_ADMISSION;
+    }
 
-        if (meta.worker == WORKER_NONE && meta.drop_reason == DROP_NONE) {
-            if (meta.sched_mode == SCHED_STRICT) {
-                rank_to_queue.apply();
-            } else if (meta.sched_mode == SCHED_SPPIFO) {
-                sppifo.apply(meta, ig_intr_md, ig_dprsr_md);
-            } else if (meta.sched_mode == SCHED_AIFO || meta.sched_mode == SCHED_PACKS) {
-                bit<8> below;
+    /* The decision, as one priority-ordered ternary table (constant entries: the first
+     * that matches wins). AIFO: a full queue is a tail drop, else queue 0 if its share
+     * admits. PACKS: the highest-priority queue with room whose share admits the packet;
+     * none: a full buffer's tail drop, else an admission drop. */
+    table choose_queue {
+        key = {
+            meta.sched_mode : exact;
+            free            : ternary;
+            admit           : ternary;
+            room.q7 : ternary; room.q6 : ternary; room.q5 : ternary; room.q4 : ternary;
+            room.q3 : ternary; room.q2 : ternary; room.q1 : ternary; room.q0 : ternary;
+        }
+        actions = { choose; drop_full; drop_refused; }
+        default_action = drop_refused();
+        const entries = {
+            (SCHED_AIFO, 0, _, _, _, _, _, _, _, _, _) : drop_full();
+            (SCHED_AIFO, _, 0x01 &&& 0x01, _, _, _, _, _, _, _, _) : choose(0);
+            (SCHED_PACKS, _, 0x80 &&& 0x80, 1, _, _, _, _, _, _, _) : choose(7);
+            (SCHED_PACKS, _, 0x40 &&& 0x40, _, 1, _, _, _, _, _, _) : choose(6);
+            (SCHED_PACKS, _, 0x20 &&& 0x20, _, _, 1, _, _, _, _, _) : choose(5);
+            (SCHED_PACKS, _, 0x10 &&& 0x10, _, _, _, 1, _, _, _, _) : choose(4);
+            (SCHED_PACKS, _, 0x08 &&& 0x08, _, _, _, _, 1, _, _, _) : choose(3);
+            (SCHED_PACKS, _, 0x04 &&& 0x04, _, _, _, _, _, 1, _, _) : choose(2);
+            (SCHED_PACKS, _, 0x02 &&& 0x02, _, _, _, _, _, _, 1, _) : choose(1);
+            (SCHED_PACKS, _, 0x01 &&& 0x01, _, _, _, _, _, _, _, 1) : choose(0);
+            (SCHED_PACKS, 0, _, _, _, _, _, _, _, _, _) : drop_full();
+        }
+        size = 16;
+    }
+
+    apply {
+        sched_mode.apply();
+        packs_capacity();  /* early: it needs only the mode's depth */
+        /* One if-else over the modes, each branch's whole condition in one gateway: their
+         * tables are exclusive, so bf-p4c may lay SP-PIFO's 8-stage chain and AIFO's/PACKS's
+         * window side by side. */
+        if (meta.worker == WORKER_NONE && meta.drop_reason == DROP_NONE &&
+                meta.sched_mode == SCHED_SPPIFO && ig_intr_md.resubmit_flag == 0) {
+                bit<1> admitted;
+                admitted = push_up_q0.execute(0);
+                if (admitted == 1) { meta.queue = 0; } else {
+                admitted = push_up_q1.execute(0);
+                if (admitted == 1) { meta.queue = 1; } else {
+                admitted = push_up_q2.execute(0);
+                if (admitted == 1) { meta.queue = 2; } else {
+                admitted = push_up_q3.execute(0);
+                if (admitted == 1) { meta.queue = 3; } else {
+                admitted = push_up_q4.execute(0);
+                if (admitted == 1) { meta.queue = 4; } else {
+                admitted = push_up_q5.execute(0);
+                if (admitted == 1) { meta.queue = 5; } else {
+                admitted = push_up_q6.execute(0);
+                if (admitted == 1) { meta.queue = 6; } else {
+                    meta.queue = 7;
+                    rank_t cost = push_top.execute(0);
+                    if (cost != 0) {
+                        /* Push-down: the packet comes back with the cost and is queued then. */
+                        meta.push_down.setValid();
+                        meta.push_down.cost = cost;
+                        meta.push_down._pad = 0;
+                        ig_dprsr_md.resubmit_type = RESUBMIT_PUSH_DOWN;
+                        meta.resubmit = 1;
+                    }
+                }}}}}}}
+        } else if (meta.worker == WORKER_NONE && meta.drop_reason == DROP_NONE &&
+                   meta.sched_mode == SCHED_SPPIFO) {
+                /* Second pass: every other bound falls by the cost (not below 0); the packet
+                 * goes to the highest-priority queue, as decided in the first pass. */
+                push_down_q0.execute(0);
+                push_down_q1.execute(0);
+                push_down_q2.execute(0);
+                push_down_q3.execute(0);
+                push_down_q4.execute(0);
+                push_down_q5.execute(0);
+                push_down_q6.execute(0);
+                meta.queue = 7;
+        } else if (meta.worker == WORKER_STORE ||
+                   (meta.worker == WORKER_NONE && meta.drop_reason == DROP_NONE &&
+                    (meta.sched_mode == SCHED_AIFO || meta.sched_mode == SCHED_PACKS))) {
+            /* A returning worker stores its report; AIFO and PACKS read what it stored. */
+            if (meta.worker == WORKER_NONE) {
                 rank_window.apply(meta, below);
-                /* Free cells: capacity minus what the port's queues hold, 0 when full
-                 * (saturating). Queue depths are at most 8191 cells, so 8 of them fit. */
+            }
+            ingress_depths.apply(hdr, meta, used, room);
+            if (meta.worker == WORKER_NONE) {
                 if (meta.sched_mode == SCHED_AIFO) {
-                    free = meta.queue_depth |-| held.q0;
+                    aifo_free();
                 } else {
-                    cells_t h01 = held.q0 |+| held.q1;
-                    cells_t h23 = held.q2 |+| held.q3;
-                    cells_t h45 = held.q4 |+| held.q5;
-                    cells_t h67 = held.q6 |+| held.q7;
-                    cells_t h03 = h01 |+| h23;
-                    cells_t h47 = h45 |+| h67;
-                    cells_t capacity = meta.queue_depth << 3;
-                    free = capacity |-| (h03 |+| h47);
+                    packs_free();
                 }
                 admission_thresholds.apply();
-                if (meta.sched_mode == SCHED_AIFO) {
-                    bit<8> pass_0 = t_q0 |-| below;
-                    if (free == 0) {
-                        meta.drop_reason = DROP_QUEUE_FULL;
-                    } else if (pass_0 != 0) {
-                        meta.queue = 0;
-                    } else {
-                        meta.drop_reason = DROP_ADMISSION;
-                    }
-                } else {
-                    /* The highest-priority queue with room whose share admits the
-                     * packet; none: a full buffer's tail drop or an admission drop. */
-                    bit<8> pass_7 = t_q7 |-| below; cells_t room_7 = meta.queue_depth |-| held.q7;
-                    bit<8> pass_6 = t_q6 |-| below; cells_t room_6 = meta.queue_depth |-| held.q6;
-                    bit<8> pass_5 = t_q5 |-| below; cells_t room_5 = meta.queue_depth |-| held.q5;
-                    bit<8> pass_4 = t_q4 |-| below; cells_t room_4 = meta.queue_depth |-| held.q4;
-                    bit<8> pass_3 = t_q3 |-| below; cells_t room_3 = meta.queue_depth |-| held.q3;
-                    bit<8> pass_2 = t_q2 |-| below; cells_t room_2 = meta.queue_depth |-| held.q2;
-                    bit<8> pass_1 = t_q1 |-| below; cells_t room_1 = meta.queue_depth |-| held.q1;
-                    bit<8> pass_0 = t_q0 |-| below; cells_t room_0 = meta.queue_depth |-| held.q0;
-                    if (room_7 != 0 && pass_7 != 0)      { meta.queue = 7; }
-                    else if (room_6 != 0 && pass_6 != 0) { meta.queue = 6; }
-                    else if (room_5 != 0 && pass_5 != 0) { meta.queue = 5; }
-                    else if (room_4 != 0 && pass_4 != 0) { meta.queue = 4; }
-                    else if (room_3 != 0 && pass_3 != 0) { meta.queue = 3; }
-                    else if (room_2 != 0 && pass_2 != 0) { meta.queue = 2; }
-                    else if (room_1 != 0 && pass_1 != 0) { meta.queue = 1; }
-                    else if (room_0 != 0 && pass_0 != 0) { meta.queue = 0; }
-                    else if (free == 0) { meta.drop_reason = DROP_QUEUE_FULL; }
-                    else { meta.drop_reason = DROP_ADMISSION; }
-                }
-            } else {
-                meta.queue = 0;
+                choose_queue.apply();
             }
-            if (meta.drop_reason == DROP_NONE) {
-                ig_tm_md.qid = (QueueId_t) meta.queue;
-                hdr.bridged.queue = meta.queue;
-                if (meta.resubmit == 0) {
-                    queue_enqueues.count(meta.queue);
-                }
+        } else if (meta.worker == WORKER_NONE && meta.drop_reason == DROP_NONE &&
+                   meta.sched_mode == SCHED_STRICT) {
+            rank_to_queue.apply();
+        }
+        if (meta.worker == WORKER_NONE && meta.drop_reason == DROP_NONE) {
+            /* FIFO: queue 0, as the parser set it. */
+            ig_tm_md.qid = (QueueId_t) meta.queue;
+            if (meta.sched_drop == DROP_NONE && meta.resubmit == 0) {
+                queue_enqueues.count(meta.queue);
             }
         }
     }
