@@ -19,7 +19,7 @@ from clikit import tls as tls_mod
 from clikit.args import parse_host_port
 from hostagent.masque.fastpath import ControllerFastPath
 from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
-from hostagent.masque.quic_proxy import DEFAULT_MAX_ACTIVE_CIDS
+from hostagent.masque.quic_proxy import DEFAULT_MAX_ACTIVE_CIDS, DEFAULT_MAX_ACTIVE_CIDS_SWITCH
 from hostagent.masque.switch_forwarding import ControllerForwardingTable
 from hostagent.masque.wire import DEFAULT_TEMPLATE_PATH, TemplateMatcher, WireError
 from hostagent.schedulers import SCHEDULERS
@@ -64,9 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --quic-forwarding and --controller: forward in this "
                         "proxy's software only, installing no mapping in the switch (the "
                         "controller still serves --fastpath requests)")
-    parser.add_argument("--max-connection-ids", type=int, default=DEFAULT_MAX_ACTIVE_CIDS,
+    parser.add_argument("--max-connection-ids", type=int, default=None,
                         metavar="N", help="connection-ID registrations a request may hold "
-                        f"at once (default {DEFAULT_MAX_ACTIVE_CIDS}; at least 2)")
+                        f"at once (at least 2; default {DEFAULT_MAX_ACTIVE_CIDS}, or "
+                        f"{DEFAULT_MAX_ACTIVE_CIDS_SWITCH} when the switch forwards: "
+                        "--quic-forwarding with --controller, each registration then being "
+                        "a switch entry and a controller call)")
     parser.add_argument("--controller", metavar="HOST:PORT",
                         help="the controller's northbound API: grant fast-path requests through "
                         "it (default: no controller, every tunnel on the slow path)")
@@ -79,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     tls_mod.add_arguments(parser, server=False, env="MP_PROXY",
                           what="to the controller's northbound API")
     return parser
+
+
+def default_max_connection_ids(args: argparse.Namespace) -> int:
+    """--max-connection-ids when not given: fewer when every registration costs a switch
+    entry and a controller call."""
+    switch = args.quic_forwarding and args.controller and not args.no_switch_forwarding
+    return DEFAULT_MAX_ACTIVE_CIDS_SWITCH if switch else DEFAULT_MAX_ACTIVE_CIDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--max-tunnels must be >= 1")
     if args.idle_timeout <= 0:
         parser.error("--idle-timeout must be > 0")
+    if args.max_connection_ids is None:
+        args.max_connection_ids = default_max_connection_ids(args)
     if args.max_connection_ids < 2:
         parser.error("--max-connection-ids must be >= 2 (the draft's initial allowance)")
     if args.no_switch_forwarding and not args.quic_forwarding:

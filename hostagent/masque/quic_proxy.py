@@ -68,6 +68,10 @@ SUPPORTED_TRANSFORMS = (TRANSFORM_IDENTITY,)
 #: Registrations a proxy keeps active per request stream by default. An aioquic inner
 #: connection holds up to 8 connection IDs of its own and 8 of the target's.
 DEFAULT_MAX_ACTIVE_CIDS = 16
+#: The default when a switch forwards (each registration is a switch entry and a controller
+#: call): the CID in use each way and one spare each way for a rotation, so that a client
+#: address's 256 mappings at the controller hold 64 tunnels instead of 16.
+DEFAULT_MAX_ACTIVE_CIDS_SWITCH = 4
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -52,7 +52,10 @@ def test_inner_quic_runs_forwarded_through_the_switch(topology: Topology,  # noq
     release = tmp_path / "release"
     with contextlib.ExitStack() as stack:
         switch_cfg, proxy = start_services(stack, topology, tmp_path,
-                                           ("--quic-forwarding",), proxy_client=True)
+                                           # every CID each way, so that the rotation
+                                           # finds its new CIDs mapped already
+                                           ("--quic-forwarding", "--max-connection-ids",
+                                            "16"), proxy_client=True)
         client = NamespaceProcess(
             topology.ns[1], [sys.executable, str(HERE / "forwarded_client.py"),
                              f"{plan.PROXY}:4433", f"{plan.TARGET}:4433", str(release)],

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from hostagent.masque.forwarding import TO_CLIENT, TO_TARGET, ForwardingRule, FourTuple
 from hostagent.masque.switch_forwarding import ControllerForwardingTable, switch_can_apply
 
@@ -70,3 +72,19 @@ def test_install_and_remove_reach_the_controller_once() -> None:
     counts = {k: v for k, v in table.stats.items() if not k.startswith("install_ms")}
     assert counts == {"installed": 2, "removed": 1, "declined": 1, "failed": 1}
     assert 0 <= table.stats["install_ms_max"] <= table.stats["install_ms_total"]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], 16),
+    (["--quic-forwarding"], 16),  # the proxy forwards in software: a registration is cheap
+    (["--quic-forwarding", "--controller", "127.0.0.1:50060"], 4),
+    (["--quic-forwarding", "--controller", "127.0.0.1:50060", "--no-switch-forwarding"], 16),
+    (["--controller", "127.0.0.1:50060"], 16),  # no forwarded mode: no mapping
+])
+def test_fewer_registrations_by_default_when_the_switch_forwards(argv: list[str],
+                                                                 expected: int) -> None:
+    from hostagent.masque import proxy_cli
+
+    args = proxy_cli.build_parser().parse_args(["--listen", "127.0.0.1:4433", *argv])
+    assert args.max_connection_ids is None
+    assert proxy_cli.default_max_connection_ids(args) == expected
