@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from clikit import exit_on_signals
+from experiments.stats import percentile
 from netlab.linkemu import LinkParams, parse_spec
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms"
@@ -351,14 +352,6 @@ def run_once(topo: Any, run: Run, args: argparse.Namespace) -> dict[str, Any]:
 
 # -- summaries ---------------------------------------------------------------------------------
 
-def _quantile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
-
-
 def after_setup(end: list[dict[str, Any]], setup: list[dict[str, Any]]) -> dict[str, int | None]:
     """Inner packets the tunnels carried (so the proxy host relayed) after the set-up
     (tunnels and handshakes), as the client counted them: sent up, received down; None
@@ -393,7 +386,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         lat = sorted(r["latency"] for r in mine if r["latency"] is not None)
         by_class[str(cls)] = {
             "connections": len(mine), "finished": len(lat),
-            "mean_s": statistics.fmean(lat) if lat else None, "p50_s": _quantile(lat, 0.5),
+            "mean_s": statistics.fmean(lat) if lat else None, "p50_s": percentile(lat, 50),
             "mbit_s": (statistics.fmean(r["size"] * 8 / r["latency"] / 1e6 for r in mine
                                         if r["latency"]) if lat else None)}
     cpu = result.get("cpu_s", {})
@@ -415,7 +408,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "errors": sorted({r["error"] for r in records if r["error"]})[:5],
         "forwarding": sum(1 for t in tunnels if t.get("fwd_sent", 0) or t.get(
             "fwd_received", 0)),
-        "p50_s": _quantile(latencies, 0.5), "p95_s": _quantile(latencies, 0.95),
+        "p50_s": percentile(latencies, 50), "p95_s": percentile(latencies, 95),
         "all_done_s": total, "setup_s": result.get("setup_time"),
         "mbit_s": echoed * 8 / total / 1e6 if total else None,
         "latencies": latencies, "by_class": by_class, "mb_echoed": mb,

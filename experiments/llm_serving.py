@@ -38,7 +38,6 @@ import argparse
 import json
 import platform
 import re
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ if str(REPO) not in sys.path:  # run as a script: `python experiments/llm_servin
     sys.path.insert(0, str(REPO))
 
 from clikit import run_guarded  # noqa: E402
+from experiments.stats import percentile  # noqa: E402
 from netlab.linkemu import format_spec  # noqa: E402
 from topologies.script_args import (  # noqa: E402
     add_link_arguments,
@@ -76,14 +76,6 @@ class _Outcome:
         self.latency = row["latency"]
         self.on_time = row["on_time"]
 
-
-def percentile(values: list[float], q: int) -> float | None:
-    """The q-th percentile (inclusive interpolation), None without values."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -150,15 +149,6 @@ def run_workload(outer: str, inner: str, workload_args: Sequence[str],
             raise ProcessFailed(f"mp-proxy died: {' | '.join(list(proxy.output)[-5:])}")
     return json.loads(out)
 
-
-def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
-    """(25th, 50th, 75th percentile), or None without values."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return (values[0], values[0], values[0])
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return (q1, q2, q3)
 
 
 # -- the experiments' choice of where to run --------------------------------------------------

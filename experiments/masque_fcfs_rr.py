@@ -37,10 +37,10 @@ from experiments.masque_common import (
     check_host,
     parse_plan,
     print_report,
-    quartiles,
     run_plan,
     save_results,
 )
+from experiments.stats import quartiles
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=1.5%"
 VARIANTS = ("fcfs-activation", "rr")

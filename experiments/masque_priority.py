@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from clikit import exit_on_signals
+from experiments.stats import percentile
 from netlab import capabilities
 from netlab.linkemu import parse_rate
 
@@ -43,12 +43,6 @@ VARIANTS = (("fast path, SP-PIFO", True, "sppifo"), ("fast path, FIFO", True, "f
             ("slow path (proxy)", False, "sppifo"))
 UDP_ECHO_PORT = 4434
 
-
-def percentile(values: list[float], q: int) -> float | None:
-    """The q-th percentile (1..99) of `values`; None when there are fewer than two."""
-    if len(values) < 2:
-        return values[0] if values else None
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def summarize(run: dict[str, Any], cpu_s: float) -> dict[str, Any]:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from clikit import exit_on_signals
+from experiments.stats import percentile
 from netlab import capabilities, names
 from netlab.linkemu import format_spec, parse_spec
 from netlab.netns_link import EmulatedLink
@@ -65,14 +65,6 @@ def run_variant(scheduler: str, streams: int, size: int, levels: int, seed: int,
     return result
 
 
-def _pct(values: list[float], q: int) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per priority group RTT median / p90 / max over all runs; management times per run."""
     by_priority: dict[int, list[float]] = {}
@@ -83,7 +75,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 unfinished += 1
             else:
                 by_priority.setdefault(r["priority"], []).append(r["latency"])
-    groups = {p: {"n": len(v), "p50": _pct(sorted(v), 50), "p90": _pct(sorted(v), 90),
+    groups = {p: {"n": len(v), "p50": percentile(v, 50), "p90": percentile(v, 90),
                   "max": max(v), "rtts": sorted(v)} for p, v in sorted(by_priority.items())}
     return {"groups": groups, "unfinished": unfinished,
             "pifo_ms": [1e3 * r["management"].get("pifo_s", 0.0) for r in runs],

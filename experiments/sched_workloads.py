@@ -22,6 +22,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from experiments.stats import percentile
+
 #: The web-search flow-size distribution (DCTCP, Alizadeh et al., SIGCOMM'10, Fig. 4; the
 #: "web search" workload of pFabric, SIGCOMM'13, Fig. 4a, and of SP-PIFO's and PACKS's
 #: evaluations), as the DCTCP_CDF file of the datacenter/empirical-traffic-gen repository
@@ -176,16 +178,6 @@ def pfabric_workload(seconds: float, load: float, rate_bps: float, wire_bytes: i
                             "flows_per_s": round(flow_rate, 3),
                             "rank_carrier": "DSCP (log-spaced levels of remaining packets)"})
 
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0..100) with linear interpolation; None without values."""
-    if not values:
-        return None
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def flow_completion(work: Workload, sent: Sequence[float],

@@ -61,6 +61,7 @@ from experiments.sched_workloads import (
     pfabric_workload,
     uniform_workload,
 )
+from experiments.stats import quartiles
 from netlab import capabilities, names
 from netlab.hosts import SwitchHost
 from netlab.nsprocess import NamespaceProcess, ProcessFailed, python_module
@@ -71,7 +72,6 @@ from schedmodels.portsim import (
     RankCounter,
     StrictRange,
     even_strict_ranges,
-    quartiles,
     simulate,
 )
 
