@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -297,22 +298,28 @@ def frontend_check(p4test: Path, include_dir: Path,
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
 
 
+def _compile_and_report(prog: str, tool: str, compile_fn: Callable[[Path], str],
+                        compiler: Path, out_dir: Path) -> int:
+    """`compile_fn(compiler)` with its outcome as one line: what it wrote, or why not."""
+    try:
+        version = compile_fn(compiler)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"{prog}: {tool} failed with exit code {exc.returncode}", file=sys.stderr)
+        return 1
+    print(f"{prog}: wrote {out_dir}/ with {version}")
+    return 0
+
+
 def _main_v1model() -> int:
     try:
         p4c = toolchain.require("p4c")
     except toolchain.ToolMissing as exc:
         print(f"make p4: {exc}", file=sys.stderr)
         return 1
-    try:
-        version = compile_all(p4c)
-    except FileNotFoundError as exc:
-        print(f"make p4: {exc}", file=sys.stderr)
-        return 1
-    except subprocess.CalledProcessError as exc:
-        print(f"make p4: p4c failed with exit code {exc.returncode}", file=sys.stderr)
-        return 1
-    print(f"make p4: wrote {BUILD}/ with {version}")
-    return 0
+    return _compile_and_report("make p4", "p4c", compile_all, p4c, BUILD)
 
 
 def _main_tna() -> int:
@@ -322,16 +329,7 @@ def _main_tna() -> int:
               f"{', '.join(TOFINO_DRIVER_GLOBS)}): build p4c with its Tofino backend "
               "(ENABLE_TOFINO) under /opt or set MP_BF_P4C to its driver", file=sys.stderr)
         return 1
-    try:
-        version = compile_tna(compiler)
-    except FileNotFoundError as exc:
-        print(f"make p4-tna: {exc}", file=sys.stderr)
-        return 1
-    except subprocess.CalledProcessError as exc:
-        print(f"make p4-tna: bf-p4c failed with exit code {exc.returncode}", file=sys.stderr)
-        return 1
-    print(f"make p4-tna: wrote {TNA_BUILD}/ with {version}")
-    return 0
+    return _compile_and_report("make p4-tna", "bf-p4c", compile_tna, compiler, TNA_BUILD)
 
 
 def _main_tna_frontend() -> int:
