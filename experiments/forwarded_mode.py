@@ -467,14 +467,15 @@ def bar_check(runs: dict[str, dict[str, Any]], plan: Sequence[Run]) -> list[dict
     out = []
     for workload, loss in dict.fromkeys((r.workload, r.loss) for r in plan
                                         if r.workload in SETUP_FIRST):
-        def row(key: str, workload: str = workload, loss: float = loss) -> Any:
-            return runs.get(Run(workload, loss, VARIANTS[key]).label)
-        switch = row("fwd-switch")
-        tunnelled = [r["transfer_cpu_s_per_mb"].get("mp-proxy") for r in
-                     (row("tunnel-dgram"), row("tunnel-stream")) if r is not None]
-        tunnelled = [t for t in tunnelled if t is not None]
-        if switch is None or not tunnelled:
+        row = {key: runs.get(Run(workload, loss, variant).label)
+               for key, variant in VARIANTS.items()}
+        switch = row["fwd-switch"]
+        tunnelled_cpu = [cpu for r in (row["tunnel-dgram"], row["tunnel-stream"])
+                         if r is not None
+                         and (cpu := r["transfer_cpu_s_per_mb"].get("mp-proxy")) is not None]
+        if switch is None or not tunnelled_cpu:
             continue
+        cheapest = min(tunnelled_cpu)
         r = switch["relayed"]
         # short-header packets: the ones forwarded mode is for (the draft tunnels every
         # long-header packet); down, the proxy's count over the whole run bounds it
@@ -484,9 +485,9 @@ def bar_check(runs: dict[str, dict[str, Any]], plan: Sequence[Run]) -> list[dict
         long_after = ((r["tunnel_after_setup_up"] or 0) + (r["tunnel_after_setup_down"] or 0)
                       - (r.get("tunnel_short_after_setup_up") or 0))
         cpu = switch["transfer_cpu_s_per_mb"].get("mp-proxy") or 0.0
-        share = cpu / min(tunnelled) if min(tunnelled) else None
+        share = cpu / cheapest if cheapest else None
         out.append({"workload": workload, "loss": loss, "switch_cpu_s_per_mb": cpu,
-                    "tunnelled_cpu_s_per_mb": min(tunnelled), "share": share,
+                    "tunnelled_cpu_s_per_mb": cheapest, "share": share,
                     "relayed_after_setup": relayed, "long_header_after_setup": long_after,
                     "switch_forwarded": r["switch"],
                     "setup_cpu_ms_per_tunnel": switch["setup_cpu_ms_per_tunnel"].get(
