@@ -47,7 +47,7 @@ TNA_INCLUDE_GLOBS = ("/opt/*/share/p4c/p4include", "/usr/local/share/p4c/p4inclu
 
 #: Where a p4c driver built with the Tofino backend may be when no `bf-p4c` is on the path:
 #: next to the Tofino backend's p4c-barefoot, installed or in a build tree.
-TOFINO_DRIVER_GLOBS = ("/opt/p4-tofino/bin/p4c", "/opt/src/p4c-tofino/build/p4c")
+TOFINO_DRIVER_GLOBS = ("/opt/*/bin/p4c", "/opt/src/*/build/p4c")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
