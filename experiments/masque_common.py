@@ -125,21 +125,23 @@ def masque_topology(link: LinkParams, emulation: str = "auto",
 
 
 def run_workload(outer: str, inner: str, workload_args: Sequence[str],
-                 timeout: float) -> dict[str, Any]:
-    """Target, proxy (outer scheduler `outer`) and the client workload; its JSON result."""
+                 timeout: float, congestion_control: str = "reno") -> dict[str, Any]:
+    """Target, proxy (outer scheduler `outer`, outer congestion controller
+    `congestion_control` at both ends) and the client workload; its JSON result."""
     proxy_ip, target_ip = PROXY_ADDR.split("/")[0], TARGET_ADDR.split("/")[0]
     with NamespaceProcess(TARGET_NS, python_module(
             "hostagent.masque.target_cli", "--quic", f"{target_ip}:{TARGET_PORT}",
             "--scheduler", inner), ready=r"\bready\b", name="mp-target"), \
         NamespaceProcess(PROXY_NS, python_module(
             "hostagent.masque.proxy_cli", "--listen", f"{proxy_ip}:{PROXY_PORT}",
-            "--scheduler", outer, "--allow", TARGET_NET), ready=r"serving CONNECT-UDP",
+            "--scheduler", outer, "--allow", TARGET_NET, "--congestion-control",
+            congestion_control), ready=r"serving CONNECT-UDP",
             name="mp-proxy") as proxy:
         client = NamespaceProcess(CLIENT_NS, python_module(
             "hostagent.masque.workload", "--proxy", f"{proxy_ip}:{PROXY_PORT}",
             "--target", f"{target_ip}:{TARGET_PORT}", "--outer-scheduler", outer,
-            "--inner-scheduler", inner, "--timeout", str(timeout), *workload_args),
-            capture_stdout=True, name="workload")
+            "--inner-scheduler", inner, "--timeout", str(timeout), "--congestion-control",
+            congestion_control, *workload_args), capture_stdout=True, name="workload")
         client.start()
         out = client.communicate(timeout=timeout * 2 + 60)
         if client.poll() != 0:
@@ -217,12 +219,14 @@ def check_host(via: str, prog: str) -> bool:
 
 
 class ExperimentSite:
-    """Runs the workload for a `Variant` where --via says; `mode` is how the link is emulated."""
+    """Runs the workload for a `Variant` where --via says; `mode` is how the link is emulated.
+    The outer connection's ends run `congestion_control` (a `hostagent.congestion` name)."""
 
     def __init__(self, via: str, link: LinkParams, emulation: str,
-                 placement: str = "both") -> None:
+                 placement: str = "both", congestion_control: str = "reno") -> None:
         directions(link, placement)  # a bad placement fails here, before anything is built
         self.via, self.link, self.emulation, self.placement = via, link, emulation, placement
+        self.congestion_control = congestion_control
         self.mode = "userspace"
         self._stack = contextlib.ExitStack()
 
@@ -239,12 +243,14 @@ class ExperimentSite:
             timeout: float) -> dict[str, Any]:
         """One run: the workload's JSON; through the switch also `proxy_cpu_s`."""
         if variant.fastpath is None:
-            return run_workload(variant.outer, inner, workload_args, timeout)
+            return run_workload(variant.outer, inner, workload_args, timeout,
+                                self.congestion_control)
         from topologies.masque_plan import QUIC_PORT
         from topologies.masque_topology import MasqueTopology
 
         with MasqueTopology(link=self.link, link_mode=self.emulation,
-                            proxy_args=["--scheduler", variant.outer],
+                            proxy_args=["--scheduler", variant.outer, "--congestion-control",
+                                        self.congestion_control],
                             target_args=["--scheduler", inner]) as topo:
             self.mode = topo.link_how
             cpu = topo.cpu_seconds("mp-proxy")
@@ -252,6 +258,7 @@ class ExperimentSite:
                 "hostagent.masque.workload", "--proxy", f"{topo.proxy.ip}:{QUIC_PORT}",
                 "--target", f"{topo.hosts[2].ip}:{QUIC_PORT}", "--outer-scheduler",
                 variant.outer, "--inner-scheduler", inner, "--timeout", str(timeout),
+                "--congestion-control", self.congestion_control,
                 *workload_args, *(["--fastpath"] if variant.fastpath else [])),
                 timeout=timeout * 2 + 60, label="workload")
             result: dict[str, Any] = json.loads(out)

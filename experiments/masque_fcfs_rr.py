@@ -41,6 +41,7 @@ from experiments.masque_common import (
     save_results,
 )
 from experiments.stats import quartiles
+from hostagent import congestion
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=1.5%"
 VARIANTS = ("fcfs-activation", "rr")
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="scheduler of the inner connections and the echo target")
     parser.add_argument("--mode", default="stream", choices=["stream", "datagram"])
     parser.add_argument("--emulation", default="auto", choices=["auto", "netem", "userspace"])
+    congestion.add_argument(parser, "the outer connection (client and proxy)")
     parser.add_argument("--timeout", type=float, default=90.0,
                         help="seconds a run may take (default 90)")
     parser.add_argument("--out", default="results/masque", help="folder for JSON and PNG")
@@ -232,9 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     per_run: dict[str, list[dict[str, Any]]] = {v.label: [] for v in plan}
     raw: dict[str, list[Any]] = {v.label: [] for v in plan}
-    with ExperimentSite(args.via, link, args.emulation, placement) as site:
+    with ExperimentSite(args.via, link, args.emulation, placement,
+                        args.congestion_control) as site:
         print(f"client-proxy link {args.link} on {placement}, via {args.via}; "
               f"{args.connections} inner connections x {args.size} B echo, {args.mode} mode; "
+              f"outer congestion control {args.congestion_control}; "
               f"{args.runs} run(s) per variant; tunnels open "
               + ("one after another's answer" if args.sequential_open else
                  f"{args.open_gap:g} s apart" if args.open_gap else "all at once"), flush=True)
@@ -258,11 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         "connections": args.connections, "size": args.size, "deadline": args.deadline,
         "mode": args.mode, "inner_scheduler": args.inner_scheduler, "impair": placement,
         "runs": args.runs, "open_gap": args.open_gap, "sequential_open": args.sequential_open,
+        "congestion_control": args.congestion_control,
         "seed": {k: {"on_time": v[0], "all_done_s": v[1]} for k, v in SEED.items()}},
         summary, raw)
     png = cdf_plot(summary, path.with_suffix(".png"), args.deadline,
                    f"{args.connections} tunnels x {args.size} B echo, {args.link} on "
-                   f"{placement} ({site.mode}), {args.runs} runs")
+                   f"{placement} ({site.mode}), outer {args.congestion_control}, "
+                   f"{args.runs} runs")
     print(f"wrote {path} and {png} ({time.monotonic() - started:.0f} s)")
     return 0
 

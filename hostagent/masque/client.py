@@ -68,6 +68,7 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
+from hostagent import congestion
 from hostagent.masque.client_forwarding import (
     ClientVcidIndex,
     TunnelForwardingClient,
@@ -689,7 +690,10 @@ class MasqueClient:
     def __init__(self, host: str, port: int, *, scheduler: StreamScheduler | str = "rr",
                  template_path: str = DEFAULT_TEMPLATE_PATH, authority: str | None = None,
                  datagrams: bool = True, server_name: str | None = None,
-                 verify: bool = False, connect_timeout: float = 10.0) -> None:
+                 verify: bool = False, connect_timeout: float = 10.0,
+                 congestion_control: str = congestion.DEFAULT) -> None:
+        congestion.check(congestion_control)
+        self.congestion_control = congestion_control
         self.host, self.port = host, port
         self.scheduler = scheduler
         self.template_path = template_path
@@ -726,7 +730,8 @@ class MasqueClient:
 
     async def connect(self) -> None:
         """Handshake with the proxy and wait for its SETTINGS (RFC 9220 asks for that)."""
-        config = outer_configuration(is_client=True, datagrams=self.datagrams)
+        config = outer_configuration(is_client=True, datagrams=self.datagrams,
+                                     congestion_control=self.congestion_control)
         config.server_name = self.server_name or self.host
         if not self.verify:
             config.verify_mode = ssl.CERT_NONE

@@ -11,6 +11,7 @@ import time
 
 from clikit import setup_logging
 from clikit.args import parse_host_port
+from hostagent import congestion
 from hostagent.masque.client import MasqueClient, MasqueError, TunnelRefused, UdpTunnel
 from hostagent.masque.proxy import MODES
 from hostagent.masque.target import ECHO_ALPN
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"URI Template path of the proxy (default {DEFAULT_TEMPLATE_PATH})")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds for each step (connect, open, handshake, exchange)")
+    congestion.add_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -100,7 +102,8 @@ async def run(args: argparse.Namespace, proxy: tuple[str, int],
     failures = 0
     async with MasqueClient(*proxy, scheduler=args.outer_scheduler,
                             template_path=args.template,
-                            connect_timeout=args.timeout) as client:
+                            connect_timeout=args.timeout,
+                            congestion_control=args.congestion_control) as client:
         settings = client.h3.received_settings or {}
         print(f"connected to {proxy[0]}:{proxy[1]}: extended CONNECT "
               f"{'yes' if client.h3.peer_extended_connect else 'no'}, HTTP Datagrams "

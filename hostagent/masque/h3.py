@@ -14,6 +14,7 @@ from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
+from hostagent import congestion
 from hostagent.masque.wire import SETTINGS_ENABLE_CONNECT_PROTOCOL, SETTINGS_H3_DATAGRAM
 
 #: Outer packets must hold a whole inner QUIC packet (1200 bytes) plus the outer
@@ -34,13 +35,17 @@ DATAGRAM_OVERHEAD = 1 + 20 + 2 + 1 + 4 + 16
 
 
 def outer_configuration(is_client: bool, *, datagrams: bool = True,
-                        idle_timeout: float = 60.0) -> QuicConfiguration:
-    """QUIC settings of the outer (client-proxy) connection: HTTP/3, DATAGRAM frames."""
+                        idle_timeout: float = 60.0,
+                        congestion_control: str = congestion.DEFAULT) -> QuicConfiguration:
+    """QUIC settings of the outer (client-proxy) connection: HTTP/3, DATAGRAM frames, the
+    congestion controller named `congestion_control` (see `hostagent.congestion`)."""
+    congestion.check(congestion_control)
     return QuicConfiguration(
         is_client=is_client, alpn_protocols=list(H3_ALPN),
         max_datagram_frame_size=MAX_DATAGRAM_FRAME_SIZE if datagrams else None,
         max_datagram_size=OUTER_MAX_DATAGRAM_SIZE, max_data=OUTER_MAX_DATA,
-        max_stream_data=OUTER_MAX_STREAM_DATA, idle_timeout=idle_timeout)
+        max_stream_data=OUTER_MAX_STREAM_DATA, idle_timeout=idle_timeout,
+        congestion_control_algorithm=congestion_control)
 
 
 class MasqueH3Connection(H3Connection):

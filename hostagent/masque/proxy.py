@@ -53,6 +53,7 @@ from aioquic.quic.events import (
     StreamReset,
 )
 
+from hostagent import congestion
 from hostagent.certs import credential_files
 from hostagent.masque.early_datagrams import EarlyDatagrams
 from hostagent.masque.forwarding import (
@@ -648,6 +649,7 @@ class ProxySettings:
     datagrams: bool = True  # offer H3_DATAGRAM / QUIC DATAGRAM frames
     quic_forwarding: bool = False  # negotiate forwarded mode (draft-ietf-masque-quic-proxy)
     max_connection_ids: int = DEFAULT_MAX_ACTIVE_CIDS  # active registrations per stream
+    congestion_control: str = congestion.DEFAULT  # of the outer connections
 
 
 class MasqueProxy:
@@ -660,6 +662,7 @@ class MasqueProxy:
         if self.settings.max_connection_ids < 2:
             raise ValueError("max_connection_ids must be at least 2")
         make_scheduler(self.settings.scheduler)  # fail early on a bad name
+        congestion.check(self.settings.congestion_control)
         self.matcher = TemplateMatcher(self.settings.template_path)
         self.fastpath: FastPathHook = fastpath or NoController()
         self.policy = AccessPolicy(self.settings.allow)
@@ -691,7 +694,8 @@ class MasqueProxy:
     async def start(self, host: str, port: int, certificate: str | None = None,
                     private_key: str | None = None) -> int:
         """Serve HTTP/3 on host:port (0: any free port); the bound port."""
-        config = outer_configuration(is_client=False, datagrams=self.settings.datagrams)
+        config = outer_configuration(is_client=False, datagrams=self.settings.datagrams,
+                                     congestion_control=self.settings.congestion_control)
         with credential_files(certificate, private_key) as (cert, key):
             config.load_cert_chain(cert, key)
         own = local_addresses()

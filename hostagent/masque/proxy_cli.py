@@ -17,6 +17,7 @@ import sys
 from clikit import run_until_signalled, setup_logging
 from clikit import tls as tls_mod
 from clikit.args import parse_host_port
+from hostagent import congestion
 from hostagent.masque.fastpath import ControllerFastPath
 from hostagent.masque.proxy import FastPathHook, MasqueProxy, NoController, ProxySettings
 from hostagent.masque.quic_proxy import DEFAULT_MAX_ACTIVE_CIDS, DEFAULT_MAX_ACTIVE_CIDS_SWITCH
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"URI Template path served (default {DEFAULT_TEMPLATE_PATH})")
     parser.add_argument("--scheduler", default="rr", choices=list(SCHEDULERS),
                         help="stream scheduler of the outer connections (default rr)")
+    congestion.add_argument(parser, "the outer connections")
     parser.add_argument("--no-datagrams", action="store_true",
                         help="do not offer HTTP Datagrams in QUIC DATAGRAM frames (every "
                         "tunnel then runs in stream mode)")
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                              idle_timeout=args.idle_timeout, template_path=args.template,
                              scheduler=args.scheduler, datagrams=not args.no_datagrams,
                              quic_forwarding=args.quic_forwarding,
-                             max_connection_ids=args.max_connection_ids)
+                             max_connection_ids=args.max_connection_ids,
+                             congestion_control=args.congestion_control)
 
     async def run(stop: asyncio.Event) -> None:
         hook: FastPathHook = (ControllerFastPath(args.controller, args.controller_token,

@@ -35,6 +35,7 @@ from typing import Any
 
 from clikit import setup_logging
 from clikit.args import parse_host_port
+from hostagent import congestion
 from hostagent.masque.client import InnerConnection, MasqueClient, MasqueError, UdpTunnel
 from hostagent.masque.client_forwarding import TunnelForwardingClient
 from hostagent.masque.proxy import MODES
@@ -114,7 +115,8 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
                        timeout: float = 60.0, seed: int = 1, fastpath: bool = False,
                        open_gap: float = 0.0, sequential_open: bool = False,
                        quic_forwarding: bool = False,
-                       classes: list[int] | None = None) -> dict[str, Any]:
+                       classes: list[int] | None = None,
+                       congestion_control: str = congestion.DEFAULT) -> dict[str, Any]:
     """Run the workload; the records, each tunnel's counters and the timings as a
     JSON-ready dict. `classes` (e.g. [0, 10]) gives the tunnels these outer priorities
     in turn instead of `priorities`' shuffled levels."""
@@ -128,7 +130,8 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
     by_conn = [records[c * streams:(c + 1) * streams] for c in range(connections)]
     started = time.monotonic()
     cpu_started = time.process_time()
-    async with MasqueClient(*proxy, scheduler=outer_scheduler) as client:
+    async with MasqueClient(*proxy, scheduler=outer_scheduler,
+                            congestion_control=congestion_control) as client:
         inners: list[InnerConnection | None] = [None] * connections
         go = asyncio.Event()
         t0 = loop.time()
@@ -217,7 +220,8 @@ async def run_workload(proxy: tuple[str, int], target: tuple[str, int], *, conne
             "elapsed": total, "wall": time.monotonic() - started,
             # this process's CPU seconds (every inner connection, the outer one, the
             # scheduler): near `wall`, the client itself was the bottleneck
-            "client_cpu_s": time.process_time() - cpu_started}
+            "client_cpu_s": time.process_time() - cpu_started,
+            "congestion_control": congestion_control}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quic-forwarding", action="store_true",
                         help="ask the proxy for forwarded mode (draft-ietf-masque-quic-proxy) "
                         "for every tunnel's inner QUIC connection")
+    congestion.add_argument(parser)
     args = parser.parse_args(argv)
     if args.open_gap < 0 or (args.open_gap and args.setup_first):
         parser.error("--open-gap must be >= 0 and does not go with --setup-first")
@@ -274,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         mode=args.mode, priorities=args.priorities, setup_first=args.setup_first,
         timeout=args.timeout, seed=args.seed, fastpath=args.fastpath,
         open_gap=args.open_gap, sequential_open=args.sequential_open,
-        quic_forwarding=args.quic_forwarding, classes=classes))
+        quic_forwarding=args.quic_forwarding, classes=classes,
+        congestion_control=args.congestion_control))
     json.dump(result, sys.stdout)
     print()
     return 0

@@ -35,12 +35,14 @@ def test_sequential_open_waits_for_each_answer(tmp_path: Path, tagged_run: Tagge
     out = subprocess.run(
         [sys.executable, "-m", "experiments.masque_fcfs_rr", "--connections", "6",
          "--size", "2048", "--runs", "1", "--variants", "rr", "--sequential-open",
-         "--timeout", "40", "--out", str(tmp_path)],
+         "--congestion-control", "quic-go-reno", "--timeout", "40", "--out", str(tmp_path)],
         capture_output=True, text=True, cwd=REPO, timeout=260, env=tagged_run.env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "tunnels open one after another's answer" in out.stdout
     data = json.loads((tmp_path / "masque_fcfs_rr.json").read_text())
     assert data["meta"]["sequential_open"] is True
+    assert data["meta"]["congestion_control"] == "quic-go-reno"
+    assert data["raw"]["rr"][0]["congestion_control"] == "quic-go-reno"  # the client ran it
     opened = [r["opened"] for r in sorted(data["raw"]["rr"][0]["records"],
                                           key=lambda r: r["conn"])]
     # each request waits for the previous answer: at least the 50 ms one-way delay apart
