@@ -12,7 +12,7 @@ help:
 	@echo "make p4      recompile p4src/ into p4src/build/ with p4c"
 	@echo "make p4-tna  compile p4src/tna/ into p4src/tna/build/ with bf-p4c (Tofino)"
 	@echo "make proto   regenerate controller/proto/*_pb2*.py from the .proto files"
-	@echo "make lint    ruff, and mypy on every package but the experiments"
+	@echo "make lint    ruff, and mypy on every package but bmv2 (built-in target) and benchmarks"
 	@echo "make p4runtime-shell   p4lang's P4Runtime shell in its own venv (an old"
 	@echo "             protobuf): an independent client for tests/p4runtime"
 
@@ -39,7 +39,7 @@ proto: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check .
-	$(PY) -m mypy controller hostagent netlab clikit schedmodels p4src topologies
+	$(PY) -m mypy controller hostagent netlab clikit schedmodels p4src topologies experiments
 
 # p4runtime-shell pins protobuf 3.x; the project's venv has protobuf 6 (finsy), so the
 # shell gets a venv of its own, used only by tests/p4runtime/test_p4runtime_shell.py

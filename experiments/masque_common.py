@@ -232,8 +232,9 @@ class ExperimentSite:
 
     def __enter__(self) -> ExperimentSite:
         if self.via == "namespaces":
-            self.mode = self._stack.enter_context(
-                masque_topology(self.link, self.emulation, self.placement)).mode
+            link = self._stack.enter_context(
+                masque_topology(self.link, self.emulation, self.placement))
+            self.mode = link.mode or "plain"  # started links always have one
         return self
 
     def __exit__(self, *exc: object) -> None:
