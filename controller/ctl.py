@@ -1,4 +1,5 @@
-"""`mp-ctl`: the operator CLI for flows, ranks, scheduling mode, statistics and tables.
+"""`mp-ctl`: the operator CLI for flows, ranks, QUIC mappings, proxy sessions, scheduling
+mode, statistics and tables.
 
 It talks to the controller's northbound API with a token (`--token` or $MP_CTL_TOKEN),
 over TLS with `--tls-ca` (and `--tls-cert`/`--tls-key` for mutual TLS; or
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     qsub = quic.add_subparsers(dest="action", required=True, metavar="ACTION")
     qsub.add_parser("list", help="list the connection-ID mappings the switch forwards by")
 
+    sub.add_parser("sessions", help="open proxy sessions and what each holds (the "
+                   "controller removes it when the proxy goes away)")
     sub.add_parser("stats", help="flow and queue counters, SP-PIFO bounds, drops by reason")
     table = sub.add_parser("table", help="dump a P4 table")
     tsub = table.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -162,6 +165,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
                               for m in found.mappings],
                              ["proxy", "tunnel", "direction", "from", "to", "dcid", "out from",
                               "out to", "new dcid", "rank"])
+    if args.command == "sessions":
+        sessions = stub.ListSessions(nb.Empty(), **kw)
+        return sessions, _table([[s.session_id, s.client, f"{s.opened_seconds_ago:.0f}",
+                                  s.flows, s.streams, s.quic_mappings]
+                                 for s in sessions.sessions],
+                                ["session", "client", "open s", "flows", "ranks",
+                                 "quic mappings"])
     if args.command == "sched":
         request = nb.SchedMode(mode=args.mode)
         if args.burst_pct is not None:

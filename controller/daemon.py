@@ -68,6 +68,7 @@ async def run(config: config_mod.ControllerConfig, stop: asyncio.Event) -> None:
     try:
         await stop.wait()
     finally:
+        service.shutting_down = True  # open sessions keep what they made
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

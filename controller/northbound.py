@@ -1,12 +1,16 @@
 """The northbound gRPC service (controller/proto/northbound.proto) over ControllerService.
 
 Every call must carry `authorization: Bearer <token>`; the token names a client
-of the config. Errors map to gRPC status codes with a one-line message.
+of the config. Errors map to gRPC status codes with a one-line message. A call that
+carries `mp-session: <id>` belongs to that open `Session` stream (controller/sessions.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -16,9 +20,11 @@ from controller.intent import FlowIntent, IntentError, QuicMappingIntent, Stream
 from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
 from controller.service import ControllerService, RankRequest
+from controller.sessions import SESSION_METADATA, ProxySession
 from p4src.pipeline import FASTPATH_PORT
 
 T = TypeVar("T")
+log = logging.getLogger("mp-controller")
 
 
 def flow_message(flow: FlowIntent, fastpath_addr: str) -> nb.Flow:
@@ -38,14 +44,25 @@ def stream_message(stream: StreamIntent, clamped: bool = False) -> nb.Stream:
 class NorthboundServicer(nb_grpc.ControllerServicer):
     def __init__(self, service: ControllerService) -> None:
         self.service = service
+        self._ending: set[asyncio.Task[Any]] = set()
 
-    async def _call(self, context: grpc.aio.ServicerContext,
-                    body: Callable[[ClientConf], Awaitable[T]]) -> T:
+    async def _client(self, context: grpc.aio.ServicerContext) -> ClientConf:
         token = dict(context.invocation_metadata()).get("authorization", "")
         client = self.service.config.client_by_token(token.removeprefix("Bearer ").strip())
         if client is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED,
                                 "missing or unknown token (metadata 'authorization: Bearer T')")
+        return client  # type: ignore[return-value]
+
+    def _session(self, context: grpc.aio.ServicerContext,
+                 client: ClientConf) -> ProxySession | None:
+        """The open session the call names, if any (an IntentError for an unknown one)."""
+        named = dict(context.invocation_metadata()).get(SESSION_METADATA)
+        return self.service.sessions.get(named, client)
+
+    async def _call(self, context: grpc.aio.ServicerContext,
+                    body: Callable[[ClientConf], Awaitable[T]]) -> T:
+        client = await self._client(context)
         try:
             return await body(client)  # type: ignore[arg-type]
         except IntentError as exc:
@@ -56,7 +73,8 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
         async def body(client: ClientConf) -> nb.Flow:
             flow = await self.service.open_flow(client, request.client_addr,
                                                 request.client_port, request.target_addr,
-                                                request.target_port)
+                                                request.target_port,
+                                                self._session(context, client))
             return flow_message(flow, self.service.config.fastpath.address)
         return await self._call(context, body)
 
@@ -79,7 +97,8 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
             rank_request = RankRequest(**{which: getattr(request, which)} if which else {})
             k = request.key
             stream, clamped = await self.service.register_stream(
-                client, k.src_addr, k.dst_addr, k.src_port, k.dst_port, k.dscp, rank_request)
+                client, k.src_addr, k.dst_addr, k.src_port, k.dst_port, k.dscp, rank_request,
+                self._session(context, client))
             return stream_message(stream, clamped)
         return await self._call(context, body)
 
@@ -98,7 +117,8 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
 
     async def InstallQuicMapping(self, request: nb.QuicMapping, context: Any) -> nb.QuicMapping:
         async def body(client: ClientConf) -> nb.QuicMapping:
-            mapping = await self.service.install_quic_mapping(client, quic_mapping_intent(request))
+            mapping = await self.service.install_quic_mapping(client, quic_mapping_intent(request),
+                                                              self._session(context, client))
             return quic_mapping_message(mapping)
         return await self._call(context, body)
 
@@ -112,6 +132,38 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
         async def body(client: ClientConf) -> nb.QuicMappingList:
             return nb.QuicMappingList(mappings=[
                 quic_mapping_message(m) for m in self.service.list_quic_mappings(client)])
+        return await self._call(context, body)
+
+    async def Session(self, request: nb.Empty,
+                      context: Any) -> AsyncIterator[nb.SessionInfo]:
+        """Open a session, name it, and hold it until the caller goes away; then remove
+        what the session made that is still installed (see controller/sessions.py)."""
+        client = await self._client(context)
+        session = self.service.sessions.open(client)
+        log.info("session %s opened by %s (%s)", session.session_id, client.name, context.peer())
+        try:
+            yield session_message(session)
+            await asyncio.Event().wait()  # the stream stays open until the caller leaves
+        finally:
+            # this task is being cancelled: the removal runs in a task of its own
+            task = asyncio.get_running_loop().create_task(self._end(session))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+
+    async def _end(self, session: ProxySession) -> None:
+        held = {kind: session.count(kind) for kind in session.held}
+        removed = await self.service.end_session(session.session_id)
+        if self.service.shutting_down:
+            log.info("session %s (%s) left open by the controller's stop: its %s stay",
+                     session.session_id, session.client.name, _counts(held))
+        else:
+            log.info("session %s (%s) ended: removed %s", session.session_id,
+                     session.client.name, _counts(removed))
+
+    async def ListSessions(self, request: nb.Empty, context: Any) -> nb.SessionList:
+        async def body(client: ClientConf) -> nb.SessionList:
+            return nb.SessionList(sessions=[
+                session_message(s) for s in self.service.sessions.visible_to(client)])
         return await self._call(context, body)
 
     async def SetSchedMode(self, request: nb.SchedMode, context: Any) -> nb.Empty:
@@ -153,6 +205,18 @@ async def serve(service: ControllerService, address: str,
         raise OSError(f"cannot listen on {address}")
     await server.start()
     return server
+
+
+def session_message(session: ProxySession) -> nb.SessionInfo:
+    return nb.SessionInfo(session_id=session.session_id, client=session.client.name,
+                          flows=session.count("flow"), streams=session.count("stream"),
+                          quic_mappings=session.count("quic_mapping"),
+                          opened_seconds_ago=time.monotonic() - session.opened)
+
+
+def _counts(by_kind: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind.replace('_', ' ')}{'s' if n != 1 else ''}"
+                     for kind, n in by_kind.items()) or "nothing"
 
 
 def quic_mapping_intent(m: nb.QuicMapping) -> QuicMappingIntent:

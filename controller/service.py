@@ -33,6 +33,7 @@ from controller.intent import (
     QuicMappingIntent,
     StreamIntent,
 )
+from controller.sessions import ProxySession, SessionTable
 from controller.switch_agent import SwitchAgent
 from p4src.pipeline import NUM_QUEUES, RANK_MAX, VCID_BYTES, DropReason, MissCounter
 
@@ -56,6 +57,9 @@ class ControllerService:
         self.config = config
         self.store = store
         self.agents = [SwitchAgent(s, self.desired) for s in config.switches]
+        self.sessions = SessionTable()
+        #: set while the controller stops: sessions that end then keep what they made
+        self.shutting_down = False
 
     # -- what the switches must hold ----------------------------------------------------------
     @property
@@ -128,7 +132,8 @@ class ControllerService:
 
     # -- operations ---------------------------------------------------------------------------
     async def open_flow(self, client: ClientConf, client_addr: str, client_port: int,
-                        target_addr: str, target_port: int) -> FlowIntent:
+                        target_addr: str, target_port: int,
+                        session: ProxySession | None = None) -> FlowIntent:
         client_addr = self._own_address(client, client_addr, "client address")
         try:
             target_addr = str(ipaddress.IPv4Address(target_addr))
@@ -138,6 +143,7 @@ class ControllerService:
         flow = self.store.open_flow(client.name, client_addr,
                                     self._port(client_port, "client port"), target_addr,
                                     self._port(target_port, "target port"))
+        self.sessions.track(session, "flow", flow.flow_id)
         await self._push([+e for e in entities.flow_entries(flow, self.config.fastpath)]
                          if not await self._installed(flow) else [])
         return flow
@@ -161,6 +167,7 @@ class ControllerService:
         if not client.operator and flow.client != client.name:
             raise IntentError("PERMISSION_DENIED", f"flow {flow_id} belongs to another client")
         self.store.close_flow(flow_id)
+        self.sessions.forget("flow", flow_id)
         await self._push([-e for e in entities.flow_entries(flow, self.config.fastpath)])
 
     def list_flows(self, client: ClientConf) -> list[FlowIntent]:
@@ -180,12 +187,13 @@ class ControllerService:
                 self._port(dport, "destination port", True), dscp)
 
     async def register_stream(self, client: ClientConf, src: str, dst: str, sport: int,
-                              dport: int, dscp: int, request: RankRequest
-                              ) -> tuple[StreamIntent, bool]:
+                              dport: int, dscp: int, request: RankRequest,
+                              session: ProxySession | None = None) -> tuple[StreamIntent, bool]:
         key = self._stream_key(client, src, dst, sport, dport, dscp)
         rank, clamped = self.rank_for(client, request)
         stream = StreamIntent(client.name, *key, rank)
         old = self.store.put_stream(stream)
+        self.sessions.track(session, "stream", key)
         entry = entities.stream_entry(stream)
         if old is None:
             await self._push([+entry])
@@ -202,6 +210,7 @@ class ControllerService:
         if not client.operator and old.client != client.name:
             raise IntentError("PERMISSION_DENIED", "this stream belongs to another client")
         self.store.remove_stream(key)
+        self.sessions.forget("stream", key)
         await self._push([-entities.stream_entry(old)])
 
     def list_streams(self, client: ClientConf) -> list[StreamIntent]:
@@ -255,8 +264,8 @@ class ControllerService:
         if not 0 <= m.rank <= RANK_MAX:
             raise IntentError("INVALID_ARGUMENT", f"rank {m.rank} outside 0..{RANK_MAX}")
 
-    async def install_quic_mapping(self, client: ClientConf,
-                                   mapping: QuicMappingIntent) -> QuicMappingIntent:
+    async def install_quic_mapping(self, client: ClientConf, mapping: QuicMappingIntent,
+                                   session: ProxySession | None = None) -> QuicMappingIntent:
         """Install (or replace) a mapping; at most `max_quic_mappings` per MASQUE client."""
         mapping = QuicMappingIntent(**{**mapping.__dict__, "client": client.name})
         self._check_quic_mapping(client, mapping)
@@ -268,6 +277,7 @@ class ControllerService:
                               f"most allowed (max_quic_mappings)")
         before = self._quic_dcid_keys()
         old = self.store.put_quic_mapping(mapping)
+        self.sessions.track(session, "quic_mapping", mapping.key)
         updates: list[Any] = []
         if old is not None:
             updates.append(~entities.quic_forward_entry(mapping))
@@ -291,11 +301,34 @@ class ControllerService:
         if old.client != client.name and not client.operator:
             raise IntentError("PERMISSION_DENIED", "this mapping belongs to another client")
         self.store.remove_quic_mapping(key)
+        self.sessions.forget("quic_mapping", key)
         updates: list[Any] = [-entities.quic_forward_entry(old)]
         dcid = (old.dst_addr, old.dst_port, old.dcid)
         if dcid not in self._quic_dcid_keys():
             updates.append(-entities.quic_dcid_entry(*dcid))
         await self._push(updates)
+
+    async def end_session(self, session_id: str) -> dict[str, int]:
+        """The session is over: remove what it made that is still installed (how many of
+        each kind). Nothing is removed while the controller itself stops."""
+        session = self.sessions.close(session_id)
+        if session is None or self.shutting_down:
+            return {}
+        removed = {}
+        client = session.client
+        for kind, remove in (("stream", lambda k: self.remove_stream(client, *k)),
+                             ("quic_mapping", lambda k: self.remove_quic_mapping(client, k)),
+                             ("flow", lambda k: self.close_flow(client, k))):
+            removed[kind] = 0
+            for key in list(session.held[kind]):
+                try:
+                    await remove(key)
+                except (IntentError, ConnectionError) as exc:
+                    log.warning("session %s (%s) ended: %s %s not removed: %s",
+                                session_id, client.name, kind, key, exc)
+                    continue
+                removed[kind] += 1
+        return removed
 
     def _quic_dcid_keys(self) -> set[tuple[str, int, bytes]]:
         return {(m.dst_addr, m.dst_port, m.dcid) for m in self.store.quic_mappings()}

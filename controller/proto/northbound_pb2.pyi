@@ -132,6 +132,28 @@ class QuicMappingList(_message.Message):
     mappings: _containers.RepeatedCompositeFieldContainer[QuicMapping]
     def __init__(self, mappings: _Optional[_Iterable[_Union[QuicMapping, _Mapping]]] = ...) -> None: ...
 
+class SessionInfo(_message.Message):
+    __slots__ = ("session_id", "client", "flows", "streams", "quic_mappings", "opened_seconds_ago")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    QUIC_MAPPINGS_FIELD_NUMBER: _ClassVar[int]
+    OPENED_SECONDS_AGO_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    client: str
+    flows: int
+    streams: int
+    quic_mappings: int
+    opened_seconds_ago: float
+    def __init__(self, session_id: _Optional[str] = ..., client: _Optional[str] = ..., flows: _Optional[int] = ..., streams: _Optional[int] = ..., quic_mappings: _Optional[int] = ..., opened_seconds_ago: _Optional[float] = ...) -> None: ...
+
+class SessionList(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[SessionInfo]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionInfo, _Mapping]]] = ...) -> None: ...
+
 class SchedMode(_message.Message):
     __slots__ = ("mode", "burst_pct", "queue_depth")
     MODE_FIELD_NUMBER: _ClassVar[int]

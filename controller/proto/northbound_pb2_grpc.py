@@ -79,6 +79,16 @@ class ControllerStub(object):
                 request_serializer=controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
                 response_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMappingList.FromString,
                 _registered_method=True)
+        self.Session = channel.unary_stream(
+                '/masquepifo.v1.Controller/Session',
+                request_serializer=controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
+                response_deserializer=controller_dot_proto_dot_northbound__pb2.SessionInfo.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/masquepifo.v1.Controller/ListSessions',
+                request_serializer=controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
+                response_deserializer=controller_dot_proto_dot_northbound__pb2.SessionList.FromString,
+                _registered_method=True)
         self.SetSchedMode = channel.unary_unary(
                 '/masquepifo.v1.Controller/SetSchedMode',
                 request_serializer=controller_dot_proto_dot_northbound__pb2.SchedMode.SerializeToString,
@@ -159,6 +169,23 @@ class ControllerServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Session(self, request, context):
+        """A proxy holds one session while it runs: the first message names it, and calls that
+        carry the metadata "mp-session: <session_id>" are the session's. When the stream
+        ends (the proxy exits or crashes, its connection drops) the controller removes the
+        flows, stream ranks and QUIC mappings made in the session that are still there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """the caller's (an operator: all)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetSchedMode(self, request, context):
         """Operator only.
         """
@@ -225,6 +252,16 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.ListQuicMappings,
                     request_deserializer=controller_dot_proto_dot_northbound__pb2.Empty.FromString,
                     response_serializer=controller_dot_proto_dot_northbound__pb2.QuicMappingList.SerializeToString,
+            ),
+            'Session': grpc.unary_stream_rpc_method_handler(
+                    servicer.Session,
+                    request_deserializer=controller_dot_proto_dot_northbound__pb2.Empty.FromString,
+                    response_serializer=controller_dot_proto_dot_northbound__pb2.SessionInfo.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=controller_dot_proto_dot_northbound__pb2.Empty.FromString,
+                    response_serializer=controller_dot_proto_dot_northbound__pb2.SessionList.SerializeToString,
             ),
             'SetSchedMode': grpc.unary_unary_rpc_method_handler(
                     servicer.SetSchedMode,
@@ -485,6 +522,60 @@ class Controller(object):
             '/masquepifo.v1.Controller/ListQuicMappings',
             controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
             controller_dot_proto_dot_northbound__pb2.QuicMappingList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Session(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/masquepifo.v1.Controller/Session',
+            controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
+            controller_dot_proto_dot_northbound__pb2.SessionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masquepifo.v1.Controller/ListSessions',
+            controller_dot_proto_dot_northbound__pb2.Empty.SerializeToString,
+            controller_dot_proto_dot_northbound__pb2.SessionList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,7 +12,10 @@ controller's client: its token must belong to an operator entry of the
 controller's config, because the flows it opens carry the clients' addresses,
 not its own. A refusal or an unreachable controller leaves the tunnel on the
 slow path, with the reason in ``masque-fastpath-reason`` and in the log. When
-the tunnel closes the proxy removes the ranks and calls ``CloseFlow``.
+the tunnel closes the proxy removes the ranks and calls ``CloseFlow``. While it runs
+the proxy holds a controller ``Session`` (`open_session`) and names it in every call,
+so that the controller removes the flows, ranks and forwarded-mode mappings the proxy
+made if the proxy dies before removing them itself.
 
 Client side (`FastPathSocket`): one UDP socket per granted tunnel, bound to the
 declared source; `send` wraps each inner packet in the shim (with an optional
@@ -50,6 +53,8 @@ log = logging.getLogger("mp-proxy")
 
 #: Seconds per northbound call before the tunnel falls back to the slow path.
 CONTROLLER_TIMEOUT = 5.0
+#: first and longest wait before reopening a lost controller session, seconds
+SESSION_RETRY_S, SESSION_RETRY_MAX_S = 0.5, 10.0
 
 
 class FastPathDenied(Exception):
@@ -144,6 +149,10 @@ class ControllerFastPath:
         self._channel: Any = None
         self._stub: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: the controller session this proxy's calls belong to (None: none open now)
+        self.session_id: str | None = None
+        self._session_up = asyncio.Event()
+        self._session_task: asyncio.Task[None] | None = None
 
     def _client(self) -> Any:
         if self._stub is None:
@@ -154,8 +163,52 @@ class ControllerFastPath:
         return self._stub
 
     def _kw(self) -> dict[str, Any]:
-        return {"metadata": (("authorization", f"Bearer {self.token}"),),
-                "timeout": self.timeout}
+        metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {self.token}"),)
+        if self.session_id is not None:
+            from controller.sessions import SESSION_METADATA  # noqa: PLC0415
+            metadata += ((SESSION_METADATA, self.session_id),)
+        return {"metadata": metadata, "timeout": self.timeout}
+
+    # -- the controller session -----------------------------------------------------------
+    async def open_session(self, wait: float | None = None) -> bool:
+        """Hold a controller session from now on (reopened when it breaks), so that what
+        this proxy installs is removed by the controller if the proxy dies without doing
+        so; wait up to `wait` s (default: the call timeout) for it. Whether one is open."""
+        if self._session_task is None:
+            self._session_task = asyncio.create_task(self._hold_session())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._session_up.wait(),
+                                   self.timeout if wait is None else wait)
+        if self.session_id is None:
+            log.warning("no session with the controller %s yet (still trying): what this "
+                        "proxy installs until then stays if the proxy dies", self.address)
+        return self.session_id is not None
+
+    async def _hold_session(self) -> None:
+        import grpc  # noqa: PLC0415
+
+        from controller.proto import northbound_pb2 as nb  # noqa: PLC0415
+        backoff = SESSION_RETRY_S
+        while True:
+            why = "the controller closed it"
+            try:
+                call = self._client().Session(nb.Empty(), metadata=(
+                    ("authorization", f"Bearer {self.token}"),))
+                async for info in call:
+                    self.session_id = info.session_id
+                    self._session_up.set()
+                    backoff = SESSION_RETRY_S
+                    log.info("controller session %s open (%s)", info.session_id, self.address)
+            except grpc.aio.AioRpcError as exc:
+                why = f"{exc.code().name.lower()}: {exc.details()}"
+            if self.session_id is not None:
+                log.warning("controller session %s ended (%s): the controller removes what "
+                            "the session installed; new tunnels install under a new one",
+                            self.session_id, why)
+            self.session_id = None
+            self._session_up.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(2 * backoff, SESSION_RETRY_MAX_S)
 
     def stub(self) -> Any:
         """The northbound stub (one channel for every call the proxy makes)."""
@@ -217,6 +270,11 @@ class ControllerFastPath:
         """Wait for pending CloseFlow calls, then close the channel."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session_task is not None:  # ends the session: the controller cleans up
+            self._session_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._session_task
+            self._session_task, self.session_id = None, None
         if self._channel is not None:
             await self._channel.close()
             self._channel = self._stub = None

@@ -149,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                         and not args.no_switch_forwarding else None)
         proxy = MasqueProxy(settings, fastpath=hook,
                             forwarding_tables=[switch_table] if switch_table else [])
+        if isinstance(hook, ControllerFastPath):
+            # what the proxy installs is the session's: the controller removes it if the
+            # proxy dies without doing so
+            await hook.open_session()
         await proxy.start(host, port, args.certificate, args.private_key)
         try:
             await stop.wait()
