@@ -190,7 +190,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
                      f"mode {sw.sched_mode}"
                      + (f" (k {sw.burst_pct}%, queue depth {sw.queue_depth})"
                         if sw.sched_mode in ("aifo", "packs") else "")
-                     + f", last restore {sw.last_restore_seconds:.3f} s")
+                     + f", last restore {sw.last_restore_seconds:.3f} s"
+                     + f", {sw.write_updates} updates in {sw.write_requests} write requests")
         parts.append(_table([[c.name, c.index, c.label, c.packets, c.bytes]
                              for c in sw.counters], ["counter", "index", "what", "packets",
                                                      "bytes"]))

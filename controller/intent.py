@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS quic_mappings (
     tunnel       TEXT NOT NULL,
     PRIMARY KEY (src_addr, src_port, dst_addr, dst_port, dcid)
 );
+CREATE INDEX IF NOT EXISTS quic_mappings_by_dcid ON quic_mappings (dst_addr, dst_port, dcid);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -214,6 +215,22 @@ class IntentStore:
             self.db.execute("DELETE FROM quic_mappings WHERE src_addr=? AND src_port=? AND "
                             "dst_addr=? AND dst_port=? AND dcid=?", key)
         return old
+
+    def count_quic_mappings(self, masque_client: str,
+                            besides: tuple[str, int, str, int, bytes]) -> int:
+        """How many mappings serve `masque_client` (see QuicMappingIntent.masque_client),
+        the one with key `besides` not counted."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM quic_mappings WHERE (CASE direction WHEN 'to_target' THEN "
+            "src_addr ELSE out_dst_addr END) = ? AND NOT (src_addr=? AND src_port=? AND "
+            "dst_addr=? AND dst_port=? AND dcid=?)", (masque_client, *besides)).fetchone()
+        return int(row[0])
+
+    def dcid_in_use(self, dst_addr: str, dst_port: int, dcid: bytes) -> bool:
+        """Whether any mapping matches packets to dst_addr:dst_port with this DCID."""
+        return self.db.execute(
+            "SELECT 1 FROM quic_mappings WHERE dst_addr=? AND dst_port=? AND dcid=? LIMIT 1",
+            (dst_addr, dst_port, dcid)).fetchone() is not None
 
     def quic_mappings(self) -> list[QuicMappingIntent]:
         return [QuicMappingIntent(*r)

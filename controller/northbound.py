@@ -184,7 +184,8 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
                 counters=[nb.CounterValue(name=n, index=i, label=lab, packets=p, bytes=b)
                           for n, i, lab, p, b in r["counters"]],
                 sppifo_bounds=r["sppifo_bounds"], note=r["note"],
-                last_restore_seconds=r["last_restore_s"]) for r in rows])
+                last_restore_seconds=r["last_restore_s"], write_requests=r["write_requests"],
+                write_updates=r["write_updates"]) for r in rows])
         return await self._call(context, body)
 
     async def DumpTable(self, request: nb.TableRef, context: Any) -> nb.TableDump:

@@ -155,15 +155,19 @@ class P4RuntimeSession:
             found.extend(reply.entities)
         return found
 
+    def encode(self, updates: Iterable[Any]) -> list[p4r.Update]:
+        """finsy's typed updates (`+entry`, `-entry`, `~entry`) as P4Runtime Update protos."""
+        return [u for u in encode_updates(list(updates), self.schema)
+                if isinstance(u, p4r.Update)]
+
     async def write(self, updates: Iterable[Any],
                     atomicity: p4r.WriteRequest.Atomicity.ValueType
                     = p4r.WriteRequest.CONTINUE_ON_ERROR) -> None:
         """Write a batch of updates (`+entry`, `-entry`, `~entry`); P4ClientError on failure,
         whose `details` map update index -> error."""
-        encoded = encode_updates(list(updates), self.schema)
         await self.client.request(p4r.WriteRequest(
             device_id=self.device_id, election_id=self._election(),
-            updates=[u for u in encoded if isinstance(u, p4r.Update)], atomicity=atomicity))
+            updates=self.encode(updates), atomicity=atomicity))
 
     async def read(self, entities: Iterable[Any]) -> list[Any]:
         """Read entities (wildcards allowed); decoded into finsy's typed entities."""

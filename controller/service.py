@@ -269,13 +269,13 @@ class ControllerService:
         """Install (or replace) a mapping; at most `max_quic_mappings` per MASQUE client."""
         mapping = QuicMappingIntent(**{**mapping.__dict__, "client": client.name})
         self._check_quic_mapping(client, mapping)
-        others = [m for m in self.store.quic_mappings()
-                  if m.masque_client == mapping.masque_client and m.key != mapping.key]
-        if len(others) >= self.config.max_quic_mappings:
+        others = self.store.count_quic_mappings(mapping.masque_client, mapping.key)
+        if others >= self.config.max_quic_mappings:
             raise IntentError("RESOURCE_EXHAUSTED",
-                              f"{mapping.masque_client} has {len(others)} QUIC mappings, the "
+                              f"{mapping.masque_client} has {others} QUIC mappings, the "
                               f"most allowed (max_quic_mappings)")
-        before = self._quic_dcid_keys()
+        dcid = (mapping.dst_addr, mapping.dst_port, mapping.dcid)
+        dcid_was_in_use = self.store.dcid_in_use(*dcid)
         old = self.store.put_quic_mapping(mapping)
         self.sessions.track(session, "quic_mapping", mapping.key)
         updates: list[Any] = []
@@ -283,8 +283,7 @@ class ControllerService:
             updates.append(~entities.quic_forward_entry(mapping))
         else:
             updates.append(+entities.quic_forward_entry(mapping))
-        dcid = (mapping.dst_addr, mapping.dst_port, mapping.dcid)
-        if dcid not in before:
+        if not dcid_was_in_use:
             updates.append(+entities.quic_dcid_entry(*dcid))
         await self._push(updates)
         return mapping
@@ -304,7 +303,7 @@ class ControllerService:
         self.sessions.forget("quic_mapping", key)
         updates: list[Any] = [-entities.quic_forward_entry(old)]
         dcid = (old.dst_addr, old.dst_port, old.dcid)
-        if dcid not in self._quic_dcid_keys():
+        if not self.store.dcid_in_use(*dcid):
             updates.append(-entities.quic_dcid_entry(*dcid))
         await self._push(updates)
 
@@ -330,9 +329,6 @@ class ControllerService:
                 removed[kind] += 1
         return removed
 
-    def _quic_dcid_keys(self) -> set[tuple[str, int, bytes]]:
-        return {(m.dst_addr, m.dst_port, m.dcid) for m in self.store.quic_mappings()}
-
     def list_quic_mappings(self, client: ClientConf) -> list[QuicMappingIntent]:
         return [m for m in self.store.quic_mappings()
                 if client.operator or m.client == client.name]
@@ -351,7 +347,9 @@ class ControllerService:
                                    "sched_mode": self.sched_mode, "burst_pct": self.burst_pct,
                                    "queue_depth": self.queue_depth, "counters": [],
                                    "sppifo_bounds": [], "note": "",
-                                   "last_restore_s": agent.last_restore_s or 0.0}
+                                   "last_restore_s": agent.last_restore_s or 0.0,
+                                   "write_requests": agent.batcher.stats["requests"],
+                                   "write_updates": agent.batcher.stats["updates"]}
             if agent.connected.is_set():
                 labels = {"drops": {r.value: r.name.lower() for r in DropReason},
                           "fastpath_misses": {m.value: m.name.lower() for m in MissCounter},

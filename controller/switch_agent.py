@@ -22,21 +22,16 @@ from finsy.proto import p4r
 
 from controller.config import SwitchConf
 from controller.p4runtime import NotPrimary, P4RuntimeSession
+from controller.write_batcher import MAX_UPDATES, WriteBatcher, table_entry_key
 from p4src.pipeline import BMV2_JSON, P4INFO
 
 log = logging.getLogger("mp-controller.switch")
-BATCH = 1000
 
 
 def pipeline_cookie() -> int:
     """A 64-bit cookie naming the committed pipeline (P4Info + BMv2 JSON)."""
     digest = hashlib.sha256(P4INFO.read_bytes() + BMV2_JSON.read_bytes()).digest()
     return int.from_bytes(digest[:8], "big")
-
-
-def _key(te: p4r.TableEntry) -> tuple[int, tuple[bytes, ...], int]:
-    match = tuple(sorted(m.SerializeToString(deterministic=True) for m in te.match))
-    return te.table_id, match, te.priority
 
 
 class SwitchAgent:
@@ -54,6 +49,8 @@ class SwitchAgent:
         self.restores = 0
         self.cookie = pipeline_cookie()
         self._lock = asyncio.Lock()
+        #: concurrent writes share WriteRequests (controller/write_batcher.py)
+        self.batcher = WriteBatcher(self._send)
 
     async def run(self) -> None:
         """Connect, sync, wait for the switch to go away, repeat; until cancelled."""
@@ -84,7 +81,7 @@ class SwitchAgent:
         started = time.monotonic()
         entries, defaults = self.desired()
         schema = session.schema
-        want = {_key(e.encode(schema).table_entry): e.encode(schema).table_entry
+        want = {table_entry_key(e.encode(schema).table_entry): e.encode(schema).table_entry
                 for e in entries}
         cookie = await session.pipeline_cookie()
         updates: list[p4r.Update] = []
@@ -97,7 +94,7 @@ class SwitchAgent:
             have = {}
             for entity in await session.read_raw([p4r.Entity(table_entry=p4r.TableEntry())]):
                 te = entity.table_entry
-                have[_key(te)] = te
+                have[table_entry_key(te)] = te
             for key, te in want.items():
                 if key not in have:
                     updates.append(p4r.Update(type=p4r.Update.INSERT,
@@ -114,19 +111,26 @@ class SwitchAgent:
             how = "reconciled"
         updates += [p4r.Update(type=p4r.Update.MODIFY, entity=d.encode(schema))
                     for d in defaults]
-        for start in range(0, len(updates), BATCH):
-            await session.write_raw(updates[start:start + BATCH])
+        for start in range(0, len(updates), MAX_UPDATES):
+            await session.write_raw(updates[start:start + MAX_UPDATES])
         self.last_restore_s = time.monotonic() - started
         self.restores += 1
         log.info("%s: %s, %d updates written in %.3f s", self.conf.name, how, len(updates),
                  self.last_restore_s)
 
     async def write(self, updates: list[Any]) -> None:
-        """Apply intent changes now if connected (else the next sync installs them)."""
+        """Apply intent changes now if connected (else the next sync installs them), in one
+        WriteRequest with the other writes queued meanwhile."""
+        session = self.session
+        if session is None or not self.connected.is_set():
+            return
+        await self.batcher.write(session.encode(updates))
+
+    async def _send(self, updates: list[p4r.Update]) -> None:
         async with self._lock:
             if self.session is None or not self.connected.is_set():
-                return
-            await self.session.write(updates)
+                return  # the switch went away meanwhile: the next sync installs the intent
+            await self.session.write_raw(updates)
 
     async def read(self, entities: list[Any]) -> list[Any]:
         async with self._lock:

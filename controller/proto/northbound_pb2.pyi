@@ -179,7 +179,7 @@ class CounterValue(_message.Message):
     def __init__(self, name: _Optional[str] = ..., index: _Optional[int] = ..., label: _Optional[str] = ..., packets: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class SwitchStats(_message.Message):
-    __slots__ = ("switch", "connected", "sched_mode", "counters", "sppifo_bounds", "note", "last_restore_seconds", "burst_pct", "queue_depth")
+    __slots__ = ("switch", "connected", "sched_mode", "counters", "sppifo_bounds", "note", "last_restore_seconds", "burst_pct", "queue_depth", "write_requests", "write_updates")
     SWITCH_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     SCHED_MODE_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +189,8 @@ class SwitchStats(_message.Message):
     LAST_RESTORE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BURST_PCT_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    WRITE_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_UPDATES_FIELD_NUMBER: _ClassVar[int]
     switch: str
     connected: bool
     sched_mode: str
@@ -198,7 +200,9 @@ class SwitchStats(_message.Message):
     last_restore_seconds: float
     burst_pct: int
     queue_depth: int
-    def __init__(self, switch: _Optional[str] = ..., connected: bool = ..., sched_mode: _Optional[str] = ..., counters: _Optional[_Iterable[_Union[CounterValue, _Mapping]]] = ..., sppifo_bounds: _Optional[_Iterable[int]] = ..., note: _Optional[str] = ..., last_restore_seconds: _Optional[float] = ..., burst_pct: _Optional[int] = ..., queue_depth: _Optional[int] = ...) -> None: ...
+    write_requests: int
+    write_updates: int
+    def __init__(self, switch: _Optional[str] = ..., connected: bool = ..., sched_mode: _Optional[str] = ..., counters: _Optional[_Iterable[_Union[CounterValue, _Mapping]]] = ..., sppifo_bounds: _Optional[_Iterable[int]] = ..., note: _Optional[str] = ..., last_restore_seconds: _Optional[float] = ..., burst_pct: _Optional[int] = ..., queue_depth: _Optional[int] = ..., write_requests: _Optional[int] = ..., write_updates: _Optional[int] = ...) -> None: ...
 
 class Stats(_message.Message):
     __slots__ = ("switches",)
