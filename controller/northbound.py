@@ -24,6 +24,8 @@ from controller.sessions import SESSION_METADATA, ProxySession
 from p4src.pipeline import FASTPATH_PORT
 
 T = TypeVar("T")
+#: InstallQuicMappings takes at most this many (a WriteRequest's worth with their CIDs)
+MAX_MAPPINGS_PER_CALL = 500
 log = logging.getLogger("mp-controller")
 
 
@@ -120,6 +122,31 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
             mapping = await self.service.install_quic_mapping(client, quic_mapping_intent(request),
                                                               self._session(context, client))
             return quic_mapping_message(mapping)
+        return await self._call(context, body)
+
+    async def InstallQuicMappings(self, request: nb.QuicMappingList,
+                                  context: Any) -> nb.QuicMappingResults:
+        async def body(client: ClientConf) -> nb.QuicMappingResults:
+            if len(request.mappings) > MAX_MAPPINGS_PER_CALL:
+                raise IntentError("INVALID_ARGUMENT",
+                                  f"{len(request.mappings)} mappings in one call; at most "
+                                  f"{MAX_MAPPINGS_PER_CALL}")
+            session = self._session(context, client)
+            # concurrently: their switch writes share WriteRequests (write_batcher.py)
+            done = await asyncio.gather(*(
+                self.service.install_quic_mapping(client, quic_mapping_intent(m), session)
+                for m in request.mappings), return_exceptions=True)
+            results = []
+            for outcome in done:
+                if isinstance(outcome, IntentError):
+                    results.append(nb.QuicMappingResult(error_code=outcome.code,
+                                                        error=str(outcome)))
+                elif isinstance(outcome, BaseException):
+                    results.append(nb.QuicMappingResult(
+                        error_code="INTERNAL", error=str(outcome).splitlines()[0][:300]))
+                else:
+                    results.append(nb.QuicMappingResult(mapping=quic_mapping_message(outcome)))
+            return nb.QuicMappingResults(results=results)
         return await self._call(context, body)
 
     async def RemoveQuicMapping(self, request: nb.QuicMapping, context: Any) -> nb.Empty:

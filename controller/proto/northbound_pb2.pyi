@@ -132,6 +132,22 @@ class QuicMappingList(_message.Message):
     mappings: _containers.RepeatedCompositeFieldContainer[QuicMapping]
     def __init__(self, mappings: _Optional[_Iterable[_Union[QuicMapping, _Mapping]]] = ...) -> None: ...
 
+class QuicMappingResult(_message.Message):
+    __slots__ = ("mapping", "error_code", "error")
+    MAPPING_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    mapping: QuicMapping
+    error_code: str
+    error: str
+    def __init__(self, mapping: _Optional[_Union[QuicMapping, _Mapping]] = ..., error_code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class QuicMappingResults(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[QuicMappingResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[QuicMappingResult, _Mapping]]] = ...) -> None: ...
+
 class SessionInfo(_message.Message):
     __slots__ = ("session_id", "client", "flows", "streams", "quic_mappings", "opened_seconds_ago")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -69,6 +69,11 @@ class ControllerStub(object):
                 request_serializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
                 response_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.FromString,
                 _registered_method=True)
+        self.InstallQuicMappings = channel.unary_unary(
+                '/masquepifo.v1.Controller/InstallQuicMappings',
+                request_serializer=controller_dot_proto_dot_northbound__pb2.QuicMappingList.SerializeToString,
+                response_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMappingResults.FromString,
+                _registered_method=True)
         self.RemoveQuicMapping = channel.unary_unary(
                 '/masquepifo.v1.Controller/RemoveQuicMapping',
                 request_serializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
@@ -151,6 +156,14 @@ class ControllerServicer(object):
     def InstallQuicMapping(self, request, context):
         """Forwarded mode of QUIC-aware proxying (draft-ietf-masque-quic-proxy-06): proxies
         (clients with proxy = true) install the connection-ID mappings the switch applies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InstallQuicMappings(self, request, context):
+        """Many at once (a proxy opening many forwarded tunnels together): each is installed or
+        refused on its own, one result per mapping in order; they share WriteRequests.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -242,6 +255,11 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.InstallQuicMapping,
                     request_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.FromString,
                     response_serializer=controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
+            ),
+            'InstallQuicMappings': grpc.unary_unary_rpc_method_handler(
+                    servicer.InstallQuicMappings,
+                    request_deserializer=controller_dot_proto_dot_northbound__pb2.QuicMappingList.FromString,
+                    response_serializer=controller_dot_proto_dot_northbound__pb2.QuicMappingResults.SerializeToString,
             ),
             'RemoveQuicMapping': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveQuicMapping,
@@ -468,6 +486,33 @@ class Controller(object):
             '/masquepifo.v1.Controller/InstallQuicMapping',
             controller_dot_proto_dot_northbound__pb2.QuicMapping.SerializeToString,
             controller_dot_proto_dot_northbound__pb2.QuicMapping.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InstallQuicMappings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/masquepifo.v1.Controller/InstallQuicMappings',
+            controller_dot_proto_dot_northbound__pb2.QuicMappingList.SerializeToString,
+            controller_dot_proto_dot_northbound__pb2.QuicMappingResults.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,19 +48,96 @@ def _why(exc: Exception) -> str:
     return str(details()) if callable(details) else str(exc)
 
 
+class MappingRefused(Exception):
+    """The controller refused one mapping of a batch (its status name and reason)."""
+
+
+class _InstallBatches:
+    """Sends installs that queue while a call is in flight in one InstallQuicMappings call
+    (the first goes at once); against a controller without that call, one at a time."""
+
+    def __init__(self, northbound: NorthboundCaller, largest: int = 500) -> None:
+        self.northbound = northbound
+        self.largest = largest
+        self.calls = 0
+        self._batched = True
+        self._queue: list[tuple[Any, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def install(self, message: Any) -> None:
+        """Install one mapping; an exception if the controller refused it or failed."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((message, done))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:self.largest], self._queue[self.largest:]
+                outcomes = await self._send([message for message, _ in batch])
+                for (_, done), outcome in zip(batch, outcomes, strict=True):
+                    if done.done():
+                        continue
+                    if outcome is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(outcome)
+        finally:
+            self._flusher = None
+
+    async def _send(self, messages: list[Any]) -> list[Exception | None]:
+        import grpc  # noqa: PLC0415
+
+        from controller.proto import northbound_pb2 as nb  # noqa: PLC0415
+        stub, options = self.northbound.stub(), self.northbound.call_options()
+        if self._batched:
+            try:
+                self.calls += 1
+                reply = await stub.InstallQuicMappings(
+                    nb.QuicMappingList(mappings=messages), **options)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    return [exc] * len(messages)
+                self.calls -= 1  # it did nothing
+                self._batched = False  # an older controller: one call per mapping
+                log.info("forwarded mode: the controller has no InstallQuicMappings; "
+                         "installing one mapping per call")
+            except Exception as exc:  # noqa: BLE001 - each install reports it
+                return [exc] * len(messages)
+            else:
+                return [MappingRefused(f"{r.error_code}: {r.error}") if r.error_code else None
+                        for r in reply.results]
+        outcomes: list[Exception | None] = []
+        for message in messages:
+            self.calls += 1
+            try:
+                await stub.InstallQuicMapping(message, **options)
+            except Exception as exc:  # noqa: BLE001
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+
 class ControllerForwardingTable:
     """Installs and removes forwarded-mode rules in the switch through the controller.
 
     Calls for one rule are serialised (the proxy may remove a rule right after installing
-    it), and removing a rule never installed is a no-op. `stats` counts what happened.
+    it), and removing a rule never installed is a no-op. Installs that come while one is
+    on its way to the controller go together in the next call. `stats` counts what
+    happened.
     """
 
     def __init__(self, northbound: NorthboundCaller) -> None:
         self.northbound = northbound
-        #: what happened, and how long installs took (ms, from the call to the answer:
-        #: the controller round trip a mapping waits for before the proxy acknowledges it)
+        self._batches = _InstallBatches(northbound)
+        #: what happened, how long installs took (ms, from the call to the answer: the
+        #: controller round trip a mapping waits for before the proxy acknowledges it),
+        #: and in how many northbound calls they went
         self.stats = {"installed": 0, "removed": 0, "declined": 0, "failed": 0,
-                      "install_ms_total": 0, "install_ms_max": 0}
+                      "install_ms_total": 0, "install_ms_max": 0, "install_calls": 0}
         self._installed: set[tuple[object, ...]] = set()
         self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
 
@@ -89,15 +166,16 @@ class ControllerForwardingTable:
         started = time.monotonic()
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
-                await self.northbound.stub().InstallQuicMapping(
-                    self._message(rule), **self.northbound.call_options())
+                await self._batches.install(self._message(rule))
             except Exception as exc:  # noqa: BLE001 - the host forwards what the switch misses
+                self.stats["install_calls"] = self._batches.calls
                 self.stats["failed"] += 1
                 log.warning("forwarded mode: the switch did not take %s: %s", rule,
                             _why(exc))
                 return
             self._installed.add(key)
             self.stats["installed"] += 1
+            self.stats["install_calls"] = self._batches.calls
             took = round(1000 * (time.monotonic() - started))
             self.stats["install_ms_total"] += took
             self.stats["install_ms_max"] = max(self.stats["install_ms_max"], took)

@@ -4,8 +4,10 @@ form, and what it declines (those stay on the proxy host's software forwarder)."
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import pytest
 
 from hostagent.masque.forwarding import TO_CLIENT, TO_TARGET, ForwardingRule, FourTuple
@@ -13,10 +15,14 @@ from hostagent.masque.switch_forwarding import ControllerForwardingTable, switch
 
 
 class FakeNorthbound:
-    """Records the controller calls; fails the ones whose tunnel says so."""
+    """Records the controller calls (`batches`: the size of each InstallQuicMappings
+    call); refuses the mappings whose tunnel says so; `batched=False` is a controller
+    without InstallQuicMappings."""
 
-    def __init__(self) -> None:
+    def __init__(self, batched: bool = True, delay: float = 0.0) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.batches: list[int] = []
+        self.batched, self.delay = batched, delay
 
     def stub(self) -> Any:
         outer = self
@@ -27,6 +33,22 @@ class FakeNorthbound:
                 if msg.tunnel == "refused":
                     raise RuntimeError("RESOURCE_EXHAUSTED")
                 return msg
+
+            async def InstallQuicMappings(self, msg: Any, **_kw: Any) -> Any:  # noqa: N802
+                if not outer.batched:
+                    raise grpc.aio.AioRpcError(grpc.StatusCode.UNIMPLEMENTED,
+                                               grpc.aio.Metadata(), grpc.aio.Metadata(),
+                                               "Method not found!")
+                outer.batches.append(len(msg.mappings))
+                await asyncio.sleep(outer.delay)
+                results = []
+                for m in msg.mappings:
+                    outer.calls.append(("install", m))
+                    refused = m.tunnel == "refused"
+                    results.append(SimpleNamespace(
+                        mapping=m, error_code="RESOURCE_EXHAUSTED" if refused else "",
+                        error="too many mappings" if refused else ""))
+                return SimpleNamespace(results=results)
 
             async def RemoveQuicMapping(self, msg: Any, **_kw: Any) -> Any:  # noqa: N802
                 outer.calls.append(("remove", msg))
@@ -70,8 +92,31 @@ def test_install_and_remove_reach_the_controller_once() -> None:
         "10.0.1.10", 5000, 4433, 40001)
     assert (first.dcid, first.new_dcid, first.rank) == (b"\x11" * 8, b"\x22" * 8, 7)
     counts = {k: v for k, v in table.stats.items() if not k.startswith("install_ms")}
-    assert counts == {"installed": 2, "removed": 1, "declined": 1, "failed": 1}
+    assert counts == {"installed": 2, "removed": 1, "declined": 1, "failed": 1,
+                      "install_calls": 3}  # one each: they were not concurrent
     assert 0 <= table.stats["install_ms_max"] <= table.stats["install_ms_total"]
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_installs_that_queue_meanwhile_share_a_call(batched: bool) -> None:
+    """While one install is on its way, the others queue and go in the next call; one
+    refused mapping fails only itself. A controller without InstallQuicMappings gets
+    one InstallQuicMapping per rule, with the same outcome."""
+    nb = FakeNorthbound(batched=batched, delay=0.02)
+    table = ControllerForwardingTable(nb)
+    rules = [rule(dcid=bytes([i]) * 8, tunnel="refused" if i == 5 else f"stream {i}")
+             for i in range(1, 21)]
+
+    async def run() -> None:
+        first = asyncio.create_task(table.install(rules[0]))
+        await asyncio.sleep(0.005)  # the first call is in flight alone
+        await asyncio.gather(first, *(table.install(r) for r in rules[1:]))
+
+    asyncio.run(run())
+    assert nb.batches == ([1, 19] if batched else [])
+    assert [msg.dcid[0] for _, msg in nb.calls] == list(range(1, 21))
+    assert (table.stats["installed"], table.stats["failed"]) == (19, 1)
+    assert table.stats["install_calls"] == (2 if batched else 20)
 
 
 @pytest.mark.parametrize("argv, expected", [
