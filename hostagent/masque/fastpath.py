@@ -179,7 +179,7 @@ class ControllerFastPath:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._session_up.wait(),
                                    self.timeout if wait is None else wait)
-        if self.session_id is None:
+        if self.session_id is None and not self._session_task.done():
             log.warning("no session with the controller %s yet (still trying): what this "
                         "proxy installs until then stays if the proxy dies", self.address)
         return self.session_id is not None
@@ -200,6 +200,11 @@ class ControllerFastPath:
                     backoff = SESSION_RETRY_S
                     log.info("controller session %s open (%s)", info.session_id, self.address)
             except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    log.warning("the controller %s has no sessions (an older one): what "
+                                "this proxy installs stays if the proxy dies", self.address)
+                    self._session_up.set()  # nothing to wait for
+                    return
                 why = f"{exc.code().name.lower()}: {exc.details()}"
             if self.session_id is not None:
                 log.warning("controller session %s ended (%s): the controller removes what "

@@ -190,3 +190,26 @@ def test_a_call_naming_an_unknown_session_is_refused() -> None:
             await server.stop(grace=0)
 
     asyncio.run(main())
+
+
+def test_a_proxy_facing_a_controller_without_sessions_stops_asking() -> None:
+    from hostagent.masque.fastpath import ControllerFastPath
+
+    async def main() -> None:
+        address = f"127.0.0.1:{launcher.free_tcp_port()}"
+        server = grpc.aio.server()  # no services: every method is UNIMPLEMENTED
+        server.add_insecure_port(address)
+        await server.start()
+        hook = ControllerFastPath(address, "t-proxy")
+        try:
+            started = asyncio.get_running_loop().time()
+            assert await hook.open_session(wait=10) is False
+            assert asyncio.get_running_loop().time() - started < 5  # not the whole wait
+            assert hook._session_task is not None and hook._session_task.done()
+            assert "authorization" in dict(hook.call_options()["metadata"])
+            assert "mp-session" not in dict(hook.call_options()["metadata"])
+        finally:
+            await hook.aclose()
+            await server.stop(grace=0)
+
+    asyncio.run(main())
