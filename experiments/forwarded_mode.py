@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from clikit import exit_on_signals
-from experiments.stats import percentile
 from netlab.linkemu import LinkParams, parse_spec
+from schedmodels.stats import percentile
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms"
 DEFAULT_LOSSES = "0,0.5,1.5"

@@ -49,8 +49,8 @@ if str(REPO) not in sys.path:  # run as a script: `python experiments/llm_servin
     sys.path.insert(0, str(REPO))
 
 from clikit import run_guarded  # noqa: E402
-from experiments.stats import percentile  # noqa: E402
 from netlab.linkemu import format_spec  # noqa: E402
+from schedmodels.stats import percentile  # noqa: E402
 from topologies.script_args import (  # noqa: E402
     add_link_arguments,
     parse_bottleneck,

@@ -40,8 +40,8 @@ from experiments.masque_common import (
     run_plan,
     save_results,
 )
-from experiments.stats import quartiles
 from hostagent import congestion
+from schedmodels.stats import quartiles
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=1.5%"
 VARIANTS = ("fcfs-activation", "rr")

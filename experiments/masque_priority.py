@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from clikit import exit_on_signals
-from experiments.stats import percentile
 from netlab import capabilities
 from netlab.linkemu import parse_rate
+from schedmodels.stats import percentile
 
 PROG = "masque_priority"
 DEFAULT_FLOWS = ("high,0,0.4mbit,200", "bulk-1,10,3mbit,1200", "bulk-2,20,3mbit,1200")

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from clikit import exit_on_signals
-from experiments.stats import percentile
 from netlab import capabilities, names
 from netlab.linkemu import format_spec, parse_spec
 from netlab.netns_link import EmulatedLink
 from netlab.nsprocess import NamespaceProcess, ProcessFailed, python_module
+from schedmodels.stats import percentile
 
 DEFAULT_LINK = "rate=5mbit,delay=50ms,loss=0.5%"
 VARIANTS = ("abs", "pifo-abs")

@@ -22,7 +22,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from experiments.stats import percentile
+from schedmodels.stats import percentile
 
 #: The web-search flow-size distribution (DCTCP, Alizadeh et al., SIGCOMM'10, Fig. 4; the
 #: "web search" workload of pFabric, SIGCOMM'13, Fig. 4a, and of SP-PIFO's and PACKS's

@@ -61,7 +61,6 @@ from experiments.sched_workloads import (
     pfabric_workload,
     uniform_workload,
 )
-from experiments.stats import quartiles
 from netlab import capabilities, names
 from netlab.hosts import SwitchHost
 from netlab.nsprocess import NamespaceProcess, ProcessFailed, python_module
@@ -74,6 +73,7 @@ from schedmodels.portsim import (
     even_strict_ranges,
     simulate,
 )
+from schedmodels.stats import quartiles
 
 SENDER = SwitchHost(names.netns("ss1"), 1, "10.0.1.10/24", "02:00:00:00:01:0a",
                     "02:aa:00:00:00:01", prefix=names.ifname("ss"))

@@ -38,7 +38,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import random
-import statistics
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from clikit import no_options
 from schedmodels.aifo import BURST_PCT, WINDOW, Aifo, Packs, RankWindow
 from schedmodels.sppifo import SpPifoBounds
+from schedmodels.stats import quartiles
 
 DISCIPLINES = ("fifo", "strict", "sppifo", "pifo", "aifo", "packs")
 
@@ -113,16 +113,6 @@ class SimResult:
                 "drops": self.drops, "admission_drops": self.admission_drops,
                 "delivered": len(self.departures),
                 "per_rank": {str(r): s.summary() for r, s in sorted(self.per_rank.items())}}
-
-
-def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
-    """(25th, 50th, 75th percentile) with inclusive interpolation; None without values."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return (values[0], values[0], values[0])
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return (q1, q2, q3)
 
 
 class RankCounter:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from hostagent.llm.workload import CLASSES
+from schedmodels.stats import quartiles
 
 
 class Outcome(Protocol):
@@ -18,16 +18,6 @@ class Outcome(Protocol):
 
     @property
     def on_time(self) -> bool: ...
-
-
-def quartiles(values: Sequence[float]) -> tuple[float, float, float] | None:
-    """(25th, 50th, 75th percentile), or None without values."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return (values[0],) * 3  # type: ignore[return-value]
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return (q1, q2, q3)
 
 
 def summarize(results: Iterable[Outcome]) -> dict[str, dict[str, Any]]:

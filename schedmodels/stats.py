@@ -1,5 +1,7 @@
-"""The summary statistics the experiments print: percentiles and quartiles of latencies,
-completion times and round trips, all with one interpolation so that tables agree."""
+"""The summary statistics every table prints (the experiments, the port model, the LLM
+workload's report): percentiles and quartiles of latencies, completion times and round
+trips, all with one interpolation so that tables agree. Here, on a low floor, so that
+hostagent/ and the models can use it as well as the experiments."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""experiments.stats: the one percentile every experiment's table uses."""
+"""schedmodels.stats: the one percentile every table uses (experiments, port model, LLM report)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from experiments.stats import percentile, quartiles
+from schedmodels.stats import percentile, quartiles
 
 
 @pytest.mark.parametrize("q", [1, 25, 50, 90, 95, 99])
