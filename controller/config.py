@@ -8,6 +8,9 @@ Example (see README, "Controller"):
     burst_pct = 10                 # AIFO/PACKS: k, the burst allowance, in percent
     queue_depth = 64               # AIFO/PACKS: packets per priority queue (the switch's)
     default_rank = 32768
+    max_quic_mappings = 256        # forwarded-mode mappings per MASQUE client address
+    session_grace_s = 5            # a proxy's session may be gone this long before the
+                                   # controller removes what it installed
 
     [tls]                          # the northbound API (else plaintext, loopback only)
     cert = "server.pem"
@@ -143,6 +146,9 @@ class ControllerConfig:
     burst_pct: int = 10
     queue_depth: int = 64
     max_quic_mappings: int = 256  # forwarded-mode mappings per MASQUE client address
+    #: seconds a proxy session's stream may be gone before its rules are removed (the
+    #: proxy may reconnect and resume it meanwhile)
+    session_grace_s: float = 5.0
     default_rank: int = RANK_MAX // 2
     routes: list[Route] = field(default_factory=list)
     strict: list[StrictRange] = field(default_factory=list)
@@ -239,8 +245,8 @@ def _token(c: dict[str, Any], where: str) -> tuple[str, bool]:
 def parse(data: dict[str, Any], base: Path = Path(".")) -> ControllerConfig:
     """Validate a parsed TOML document."""
     known = {"state", "northbound", "sched_mode", "burst_pct", "queue_depth", "default_rank",
-             "max_quic_mappings", "switch", "fastpath", "route", "strict", "class", "client",
-             "tls"}
+             "max_quic_mappings", "session_grace_s", "switch", "fastpath", "route", "strict",
+             "class", "client", "tls"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown top-level key(s): {', '.join(unknown)}")
@@ -321,13 +327,16 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> ControllerConfig:
     max_mappings = _get(data, "max_quic_mappings", int, "config", 256)
     if max_mappings < 0:
         raise ConfigError(f"max_quic_mappings: {max_mappings} is negative")
+    grace = data.get("session_grace_s", 5.0)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace <= 3600:
+        raise ConfigError(f"session_grace_s: {grace!r} is not between 0 and 3600 seconds")
     state = Path(_get(data, "state", str, "config", "controller.sqlite"))
     return ControllerConfig(
         switches=switches, fastpath=fastpath,
         state=state if state.is_absolute() else base / state,
         northbound=_get(data, "northbound", str, "config", "127.0.0.1:50060"),
         sched_mode=mode, burst_pct=burst_pct, queue_depth=queue_depth,
-        max_quic_mappings=max_mappings,
+        max_quic_mappings=max_mappings, session_grace_s=float(grace),
         default_rank=_rank(_get(data, "default_rank", int, "config", RANK_MAX // 2),
                            "default_rank"),
         routes=routes, strict=strict, classes=classes, clients=clients,

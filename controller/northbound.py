@@ -166,16 +166,30 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
         """Open a session, name it, and hold it until the caller goes away; then remove
         what the session made that is still installed (see controller/sessions.py)."""
         client = await self._client(context)
-        session = self.service.sessions.open(client)
-        log.info("session %s opened by %s (%s)", session.session_id, client.name, context.peer())
+        named = dict(context.invocation_metadata()).get(SESSION_METADATA)
+        session = self.service.sessions.resume(named, client)
+        if session is not None:
+            log.info("session %s resumed by %s (%s)", session.session_id, client.name,
+                     context.peer())
+        else:
+            session = self.service.sessions.open(client)
+            log.info("session %s opened by %s (%s)%s", session.session_id, client.name,
+                     context.peer(), f"; {named} could not be resumed" if named else "")
         try:
             yield session_message(session)
             await asyncio.Event().wait()  # the stream stays open until the caller leaves
         finally:
-            # this task is being cancelled: the removal runs in a task of its own
-            task = asyncio.get_running_loop().create_task(self._end(session))
-            self._ending.add(task)
-            task.add_done_callback(self._ending.discard)
+            # this task is being cancelled: the grace period runs in a task of its own
+            session.attached = False
+            session.ending = asyncio.get_running_loop().create_task(self._end_later(session))
+            self._ending.add(session.ending)
+            session.ending.add_done_callback(self._ending.discard)
+
+    async def _end_later(self, session: ProxySession) -> None:
+        """End the session unless its proxy resumes it within the grace period."""
+        await asyncio.sleep(self.service.config.session_grace_s)
+        if not session.attached:
+            await self._end(session)
 
     async def _end(self, session: ProxySession) -> None:
         held = {kind: session.count(kind) for kind in session.held}

@@ -5,13 +5,15 @@ A proxy opens one `Session` stream while it runs and names that session in the m
 of its calls (`mp-session: <id>`). The table remembers the flows, stream ranks and QUIC
 mappings each session made; removing any of them (from whichever session or client)
 forgets it. When the stream ends because the proxy exited, crashed or lost its
-connection, `ControllerService.end_session` removes what is left. Sessions live in memory
-only: a controller restart ends none of them (the proxies open new ones), so a restart
-never removes anything.
+connection, the session waits `session_grace_s` for the proxy to come back and resume it
+(a new `Session` stream naming it); if none does, `ControllerService.end_session` removes
+what is left. Sessions live in memory only: a controller restart ends none of them (the
+proxies open new ones), so a restart never removes anything.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ class ProxySession:
     client: ClientConf
     opened: float = field(default_factory=time.monotonic)
     held: dict[str, set[object]] = field(default_factory=lambda: {k: set() for k in KINDS})
+    #: a proxy's stream is attached now; `ending` waits out the grace period when not
+    attached: bool = True
+    ending: asyncio.Task[None] | None = None
 
     def count(self, kind: str) -> int:
         return len(self.held[kind])
@@ -59,6 +64,18 @@ class SessionTable:
             raise IntentError("FAILED_PRECONDITION",
                               f"session {session_id!r} is not open for {client.name} (the "
                               "controller restarted, or the session ended): open a new one")
+        return session
+
+    def resume(self, session_id: str | None, client: ClientConf) -> ProxySession | None:
+        """The detached session `session_id` of `client`, attached again (its removal
+        called off); None if there is no such session to resume."""
+        session = self.sessions.get(session_id or "")
+        if session is None or session.client.name != client.name or session.attached:
+            return None
+        if session.ending is not None:
+            session.ending.cancel()
+            session.ending = None
+        session.attached = True
         return session
 
     def close(self, session_id: str) -> ProxySession | None:

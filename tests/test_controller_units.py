@@ -41,6 +41,8 @@ def parse(text: str) -> config_mod.ControllerConfig:
 def test_minimal_config_and_defaults() -> None:
     cfg = parse(MINIMAL)
     assert cfg.sched_mode == "fifo" and cfg.fastpath.miss == "slow-path"
+    assert cfg.session_grace_s == 5.0 and parse("session_grace_s = 0.5\n" + MINIMAL) \
+        .session_grace_s == 0.5
     assert cfg.client_by_token("t-alice").name == "alice"
     assert cfg.client_by_token("nope") is None
 
@@ -51,6 +53,8 @@ def test_minimal_config_and_defaults() -> None:
     ('queue_depth = 0\n', "queue_depth: 0 packets is outside 1..4096"),
     ('bogus = 1\n', "unknown top-level key(s): bogus"),
     ('default_rank = 70000\n', "default_rank: rank 70000 outside 0..65535"),
+    ('session_grace_s = -1\n', "session_grace_s: -1 is not between 0 and 3600 seconds"),
+    ('session_grace_s = "5"\n', "session_grace_s: '5' is not between 0 and 3600 seconds"),
 ])
 def test_config_errors_name_the_key(change: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

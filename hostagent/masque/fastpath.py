@@ -185,20 +185,36 @@ class ControllerFastPath:
         return self.session_id is not None
 
     async def _hold_session(self) -> None:
+        """Keep a session open: reconnect with backoff, asking to resume the last one (the
+        controller keeps it for its grace period, so a short outage loses nothing)."""
         import grpc  # noqa: PLC0415
 
         from controller.proto import northbound_pb2 as nb  # noqa: PLC0415
+        from controller.sessions import SESSION_METADATA  # noqa: PLC0415
         backoff = SESSION_RETRY_S
         while True:
             why = "the controller closed it"
+            previous = self.session_id
+            metadata: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {self.token}"),)
+            if previous is not None:
+                metadata += ((SESSION_METADATA, previous),)
+            attached = False
             try:
-                call = self._client().Session(nb.Empty(), metadata=(
-                    ("authorization", f"Bearer {self.token}"),))
-                async for info in call:
+                async for info in self._client().Session(nb.Empty(), metadata=metadata):
+                    attached = True
+                    if previous is None:
+                        log.info("controller session %s open (%s)", info.session_id,
+                                 self.address)
+                    elif info.session_id == previous:
+                        log.info("controller session %s resumed", previous)
+                    else:
+                        log.warning("controller session %s was not resumed (the controller "
+                                    "restarted, or the grace period passed: it removed what "
+                                    "the session installed; those tunnels now go through "
+                                    "this host); new session %s", previous, info.session_id)
                     self.session_id = info.session_id
                     self._session_up.set()
                     backoff = SESSION_RETRY_S
-                    log.info("controller session %s open (%s)", info.session_id, self.address)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                     log.warning("the controller %s has no sessions (an older one): what "
@@ -206,12 +222,9 @@ class ControllerFastPath:
                     self._session_up.set()  # nothing to wait for
                     return
                 why = f"{exc.code().name.lower()}: {exc.details()}"
-            if self.session_id is not None:
-                log.warning("controller session %s ended (%s): the controller removes what "
-                            "the session installed; new tunnels install under a new one",
-                            self.session_id, why)
-            self.session_id = None
-            self._session_up.clear()
+            if attached:
+                log.warning("controller session %s interrupted (%s): reconnecting to resume "
+                            "it", self.session_id, why)
             await asyncio.sleep(backoff)
             backoff = min(2 * backoff, SESSION_RETRY_MAX_S)
 

@@ -1,6 +1,7 @@
 """Proxy sessions: what a proxy installs in a session is removed when the session ends
-(the proxy is killed, or closes without removing it), and only then; a restarting
-controller removes nothing."""
+(the proxy is killed, or closes without removing it, and does not come back within the
+grace period), and only then; a proxy that reconnects in time resumes its session; a
+restarting controller removes nothing."""
 
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ operator = true
 """
 
 
-def service(northbound: str = "127.0.0.1:50060") -> ControllerService:
-    cfg = config_mod.parse(tomllib.loads(f'northbound = "{northbound}"\n' + CONFIG))
+def service(northbound: str = "127.0.0.1:50060", grace: float = 0.2) -> ControllerService:
+    cfg = config_mod.parse(tomllib.loads(f'northbound = "{northbound}"\n'
+                                         f'session_grace_s = {grace}\n' + CONFIG))
     svc = ControllerService(cfg, IntentStore(":memory:", (40000, 40009)))
     pushed: list[object] = []
 
@@ -213,3 +215,48 @@ def test_a_proxy_facing_a_controller_without_sessions_stops_asking() -> None:
             await server.stop(grace=0)
 
     asyncio.run(main())
+
+
+def test_a_proxy_that_comes_back_within_the_grace_period_resumes_its_session() -> None:
+    """The controller's northbound server goes away and comes back (a network blip, as
+    far as the proxy can tell): mp-proxy's session code reconnects, names its session,
+    and the controller resumes it: same id, the mapping still there. Gone for longer than
+    the grace period, the session ends and its mapping goes."""
+    from hostagent.masque.fastpath import ControllerFastPath
+
+    async def main() -> None:
+        address = f"127.0.0.1:{launcher.free_tcp_port()}"
+        svc = service(address, grace=3.0)
+        server = await serve(svc, address)
+        hook = ControllerFastPath(address, "t-proxy")
+        try:
+            assert await hook.open_session(wait=10)
+            first = hook.session_id
+            await hook.stub().InstallQuicMapping(MAPPING, **hook.call_options())
+            await server.stop(grace=0)  # the stream breaks; the service keeps the session
+            await wait_until(lambda: not svc.sessions.sessions[first].attached,
+                             "the controller to see the stream gone")
+            server = await serve(svc, address)
+            await wait_until(lambda: svc.sessions.sessions.get(first) is not None
+                             and svc.sessions.sessions[first].attached,
+                             "the proxy to resume its session")
+            assert hook.session_id == first and len(svc.store.quic_mappings()) == 1
+            assert svc.sessions.sessions[first].count("quic_mapping") == 1
+        finally:
+            await hook.aclose()  # ends the session: after the grace period, removal
+        await wait_until(lambda: not svc.store.quic_mappings(), "the removal", timeout=10)
+        await server.stop(grace=0)
+
+    asyncio.run(main())
+
+
+def test_only_its_owner_resumes_a_detached_session() -> None:
+    svc = service()
+    proxy, other = svc.config.client_by_token("t-proxy"), svc.config.client_by_token("t-proxy2")
+    assert proxy is not None and other is not None
+    session = svc.sessions.open(proxy)
+    assert svc.sessions.resume(session.session_id, proxy) is None  # attached: not twice
+    session.attached = False
+    assert svc.sessions.resume(session.session_id, other) is None
+    assert svc.sessions.resume("0123456789abcdef", proxy) is None
+    assert svc.sessions.resume(session.session_id, proxy) is session and session.attached
