@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from finsy.p4client import P4ClientError
 
 from controller.config import ClientConf
 from controller.intent import FlowIntent, IntentError, QuicMappingIntent, StreamIntent
@@ -21,6 +22,7 @@ from controller.proto import northbound_pb2 as nb
 from controller.proto import northbound_pb2_grpc as nb_grpc
 from controller.service import ControllerService, RankRequest
 from controller.sessions import SESSION_METADATA, ProxySession
+from controller.write_batcher import SwitchWriteError
 from p4src.pipeline import FASTPATH_PORT
 
 T = TypeVar("T")
@@ -69,6 +71,10 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
             return await body(client)  # type: ignore[arg-type]
         except IntentError as exc:
             await context.abort(getattr(grpc.StatusCode, exc.code), str(exc))
+        except (SwitchWriteError, P4ClientError) as exc:
+            # the intent is stored (the switch gets it again on its next sync); say so
+            await context.abort(grpc.StatusCode.INTERNAL, "stored, but the switch refused "
+                                f"the write: {str(exc).splitlines()[0][:300]}")
         raise AssertionError("unreachable")
 
     async def OpenFlow(self, request: nb.OpenFlowRequest, context: Any) -> nb.Flow:

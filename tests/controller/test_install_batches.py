@@ -60,3 +60,33 @@ def test_each_mapping_of_a_call_is_installed_or_refused_on_its_own() -> None:
             await server.stop(grace=0)
 
     asyncio.run(main())
+
+
+def test_a_switch_refusing_the_write_is_a_clear_error() -> None:
+    from controller.write_batcher import SwitchWriteError
+
+    async def main() -> None:
+        address = f"127.0.0.1:{launcher.free_tcp_port()}"
+        svc = service(address)
+
+        async def refuse(updates: list[object]) -> None:
+            raise SwitchWriteError({0: "ALREADY_EXISTS: entry exists"})
+
+        svc._push = refuse  # type: ignore[method-assign]
+        server = await serve(svc, address)
+        try:
+            async with grpc.aio.insecure_channel(address) as channel:
+                stub = nb_grpc.ControllerStub(channel)
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.InstallQuicMapping(mapping(5000), metadata=PROXY)
+                assert err.value.code() == grpc.StatusCode.INTERNAL
+                assert err.value.details() == ("stored, but the switch refused the write: "
+                                               "update 0: ALREADY_EXISTS: entry exists")
+                reply = await stub.InstallQuicMappings(
+                    nb.QuicMappingList(mappings=[mapping(5001)]), metadata=PROXY)
+                assert [(r.error_code, r.error) for r in reply.results] == [
+                    ("INTERNAL", "update 0: ALREADY_EXISTS: entry exists")]
+        finally:
+            await server.stop(grace=0)
+
+    asyncio.run(main())
