@@ -30,7 +30,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +151,9 @@ class ControllerFastPath:
         self._tasks: set[asyncio.Task[None]] = set()
         #: the controller session this proxy's calls belong to (None: none open now)
         self.session_id: str | None = None
+        #: coroutines to run when a new session replaces one the controller ended (and
+        #: with it removed what it held): the forwarding table installs its rules again
+        self.on_new_session: list[Callable[[], Awaitable[None]]] = []
         self._session_up = asyncio.Event()
         self._session_task: asyncio.Task[None] | None = None
 
@@ -209,10 +212,13 @@ class ControllerFastPath:
                         log.info("controller session %s resumed", previous)
                     else:
                         log.warning("controller session %s was not resumed (the controller "
-                                    "restarted, or the grace period passed: it removed what "
-                                    "the session installed; those tunnels now go through "
-                                    "this host); new session %s", previous, info.session_id)
+                                    "restarted, or the grace period passed and it removed "
+                                    "what the session installed); new session %s",
+                                    previous, info.session_id)
+                    replaced = previous is not None and info.session_id != previous
                     self.session_id = info.session_id
+                    for listener in self.on_new_session if replaced else ():
+                        self._run_listener(listener)
                     self._session_up.set()
                     backoff = SESSION_RETRY_S
             except grpc.aio.AioRpcError as exc:
@@ -227,6 +233,11 @@ class ControllerFastPath:
                             "it", self.session_id, why)
             await asyncio.sleep(backoff)
             backoff = min(2 * backoff, SESSION_RETRY_MAX_S)
+
+    def _run_listener(self, listener: Callable[[], Awaitable[None]]) -> None:
+        task = asyncio.ensure_future(listener())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def stub(self) -> Any:
         """The northbound stub (one channel for every call the proxy makes)."""

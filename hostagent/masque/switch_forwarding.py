@@ -126,19 +126,24 @@ class ControllerForwardingTable:
 
     Calls for one rule are serialised (the proxy may remove a rule right after installing
     it), and removing a rule never installed is a no-op. Installs that come while one is
-    on its way to the controller go together in the next call. `stats` counts what
-    happened.
+    on its way to the controller go together in the next call. When the controller ended
+    the proxy's session (an outage longer than its grace period) and so removed the
+    rules, they are installed again in the new one. `stats` counts what happened.
     """
 
     def __init__(self, northbound: NorthboundCaller) -> None:
         self.northbound = northbound
         self._batches = _InstallBatches(northbound)
+        listen = getattr(northbound, "on_new_session", None)
+        if listen is not None:
+            listen.append(self.reinstall)
         #: what happened, how long installs took (ms, from the call to the answer: the
         #: controller round trip a mapping waits for before the proxy acknowledges it),
         #: and in how many northbound calls they went
         self.stats = {"installed": 0, "removed": 0, "declined": 0, "failed": 0,
-                      "install_ms_total": 0, "install_ms_max": 0, "install_calls": 0}
-        self._installed: set[tuple[object, ...]] = set()
+                      "install_ms_total": 0, "install_ms_max": 0, "install_calls": 0,
+                      "reinstalled": 0}
+        self._installed: dict[tuple[object, ...], ForwardingRule] = {}
         self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
 
     @staticmethod
@@ -173,13 +178,34 @@ class ControllerForwardingTable:
                 log.warning("forwarded mode: the switch did not take %s: %s", rule,
                             _why(exc))
                 return
-            self._installed.add(key)
+            self._installed[key] = rule
             self.stats["installed"] += 1
             self.stats["install_calls"] = self._batches.calls
             took = round(1000 * (time.monotonic() - started))
             self.stats["install_ms_total"] += took
             self.stats["install_ms_max"] = max(self.stats["install_ms_max"], took)
             log.info("forwarded mode: the switch forwards %s", rule)
+
+    async def reinstall(self) -> None:
+        """Install every rule this table holds again (the controller removed them with the
+        proxy's previous session)."""
+        async def again(key: tuple[object, ...], rule: ForwardingRule) -> None:
+            async with self._locks.setdefault(key, asyncio.Lock()):
+                if key not in self._installed:
+                    return  # removed meanwhile
+                try:
+                    await self._batches.install(self._message(rule))
+                except Exception as exc:  # noqa: BLE001
+                    self._installed.pop(key, None)  # the host forwards it from now on
+                    self.stats["failed"] += 1
+                    log.warning("forwarded mode: %s not installed again: %s", rule, _why(exc))
+                    return
+                self.stats["reinstalled"] += 1
+
+        rules = list(self._installed.items())
+        if rules:
+            log.info("forwarded mode: installing %d rules again in the new session", len(rules))
+            await asyncio.gather(*(again(key, rule) for key, rule in rules))
 
     async def remove(self, rule: ForwardingRule) -> None:
         """Ask the controller to remove `rule` from the switch, if it was installed there."""
@@ -195,6 +221,6 @@ class ControllerForwardingTable:
                 log.warning("forwarded mode: removing %s from the switch failed: %s", rule,
                             _why(exc))
                 return
-            self._installed.discard(key)
+            self._installed.pop(key, None)
             self.stats["removed"] += 1
         self._locks.pop(key, None)

@@ -260,3 +260,37 @@ def test_only_its_owner_resumes_a_detached_session() -> None:
     assert svc.sessions.resume(session.session_id, other) is None
     assert svc.sessions.resume("0123456789abcdef", proxy) is None
     assert svc.sessions.resume(session.session_id, proxy) is session and session.attached
+
+
+def test_rules_removed_with_an_ended_session_are_installed_again_in_the_next() -> None:
+    """The controller is gone for longer than the grace period: it ends the session and
+    removes the proxy's mapping. When it is back, the proxy's new session installs the
+    forwarding table's rules again."""
+    from hostagent.masque.fastpath import ControllerFastPath
+    from hostagent.masque.switch_forwarding import ControllerForwardingTable
+    from tests.masque.test_switch_forwarding import rule
+
+    async def main() -> None:
+        address = f"127.0.0.1:{launcher.free_tcp_port()}"
+        svc = service(address, grace=0.1)
+        server = await serve(svc, address)
+        hook = ControllerFastPath(address, "t-proxy")
+        table = ControllerForwardingTable(hook)
+        try:
+            assert await hook.open_session(wait=10)
+            first = hook.session_id
+            await table.install(rule())
+            assert len(svc.store.quic_mappings()) == 1
+            await server.stop(grace=0)
+            await wait_until(lambda: not svc.store.quic_mappings(), "the grace to pass")
+            server = await serve(svc, address)
+            await wait_until(lambda: table.stats["reinstalled"] == 1, "the reinstall")
+            assert hook.session_id not in (None, first)
+            [back] = svc.store.quic_mappings()
+            assert (back.src_port, back.dcid) == (5000, b"\x11" * 8)
+            assert svc.sessions.sessions[hook.session_id].count("quic_mapping") == 1
+        finally:
+            await hook.aclose()
+            await server.stop(grace=0)
+
+    asyncio.run(main())
