@@ -56,7 +56,8 @@ class _InstallBatches:
     """Sends installs that queue while a call is in flight in one InstallQuicMappings call
     (the first goes at once); against a controller without that call, one at a time."""
 
-    def __init__(self, northbound: NorthboundCaller, largest: int = 500) -> None:
+    def __init__(self, northbound: NorthboundCaller,
+                 largest: int = 500) -> None:  # controller.northbound.MAX_MAPPINGS_PER_CALL
         self.northbound = northbound
         self.largest = largest
         self.calls = 0
