@@ -134,3 +134,10 @@ def test_fewer_registrations_by_default_when_the_switch_forwards(argv: list[str]
     args = proxy_cli.build_parser().parse_args(["--listen", "127.0.0.1:4433", *argv])
     assert args.max_connection_ids is None
     assert proxy_cli.default_max_connection_ids(args) == expected
+
+
+def test_the_proxy_never_sends_more_mappings_than_the_controller_takes() -> None:
+    from controller.northbound import MAX_MAPPINGS_PER_CALL
+    from hostagent.masque.switch_forwarding import _InstallBatches
+
+    assert _InstallBatches(FakeNorthbound()).largest == MAX_MAPPINGS_PER_CALL
