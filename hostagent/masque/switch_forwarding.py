@@ -56,11 +56,11 @@ class _InstallBatches:
     """Sends installs that queue while a call is in flight in one InstallQuicMappings call
     (the first goes at once); against a controller without that call, one at a time."""
 
-    def __init__(self, northbound: NorthboundCaller,
+    def __init__(self, northbound: NorthboundCaller, stats: dict[str, int],
                  largest: int = 500) -> None:  # controller.northbound.MAX_MAPPINGS_PER_CALL
         self.northbound = northbound
         self.largest = largest
-        self.calls = 0
+        self.stats = stats  # counts its northbound calls in stats["install_calls"]
         self._batched = True
         self._queue: list[tuple[Any, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -95,24 +95,28 @@ class _InstallBatches:
         stub, options = self.northbound.stub(), self.northbound.call_options()
         if self._batched:
             try:
-                self.calls += 1
                 reply = await stub.InstallQuicMappings(
                     nb.QuicMappingList(mappings=messages), **options)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    return [exc] * len(messages)
-                self.calls -= 1  # it did nothing
-                self._batched = False  # an older controller: one call per mapping
-                log.info("forwarded mode: the controller has no InstallQuicMappings; "
-                         "installing one mapping per call")
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    self._batched = False  # an older controller: one call per mapping
+                    log.info("forwarded mode: the controller has no InstallQuicMappings; "
+                             "installing one mapping per call")
+                else:
+                    failed: Exception | None = exc
             except Exception as exc:  # noqa: BLE001 - each install reports it
-                return [exc] * len(messages)
+                failed = exc
             else:
+                failed = None
+            if self._batched:
+                self.stats["install_calls"] += 1
+                if failed is not None:
+                    return [failed] * len(messages)
                 return [MappingRefused(f"{r.error_code}: {r.error}") if r.error_code else None
                         for r in reply.results]
         outcomes: list[Exception | None] = []
         for message in messages:
-            self.calls += 1
+            self.stats["install_calls"] += 1
             try:
                 await stub.InstallQuicMapping(message, **options)
             except Exception as exc:  # noqa: BLE001
@@ -134,16 +138,16 @@ class ControllerForwardingTable:
 
     def __init__(self, northbound: NorthboundCaller) -> None:
         self.northbound = northbound
-        self._batches = _InstallBatches(northbound)
-        listen = getattr(northbound, "on_new_session", None)
-        if listen is not None:
-            listen.append(self.reinstall)
         #: what happened, how long installs took (ms, from the call to the answer: the
         #: controller round trip a mapping waits for before the proxy acknowledges it),
         #: and in how many northbound calls they went
         self.stats = {"installed": 0, "removed": 0, "declined": 0, "failed": 0,
                       "install_ms_total": 0, "install_ms_max": 0, "install_calls": 0,
                       "reinstalled": 0}
+        self._batches = _InstallBatches(northbound, self.stats)
+        listen = getattr(northbound, "on_new_session", None)
+        if listen is not None:
+            listen.append(self.reinstall)
         self._installed: dict[tuple[object, ...], ForwardingRule] = {}
         self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
 
@@ -174,14 +178,12 @@ class ControllerForwardingTable:
             try:
                 await self._batches.install(self._message(rule))
             except Exception as exc:  # noqa: BLE001 - the host forwards what the switch misses
-                self.stats["install_calls"] = self._batches.calls
                 self.stats["failed"] += 1
                 log.warning("forwarded mode: the switch did not take %s: %s", rule,
                             _why(exc))
                 return
             self._installed[key] = rule
             self.stats["installed"] += 1
-            self.stats["install_calls"] = self._batches.calls
             took = round(1000 * (time.monotonic() - started))
             self.stats["install_ms_total"] += took
             self.stats["install_ms_max"] = max(self.stats["install_ms_max"], took)

@@ -140,4 +140,4 @@ def test_the_proxy_never_sends_more_mappings_than_the_controller_takes() -> None
     from controller.northbound import MAX_MAPPINGS_PER_CALL
     from hostagent.masque.switch_forwarding import _InstallBatches
 
-    assert _InstallBatches(FakeNorthbound()).largest == MAX_MAPPINGS_PER_CALL
+    assert _InstallBatches(FakeNorthbound(), {}).largest == MAX_MAPPINGS_PER_CALL
