@@ -74,7 +74,7 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
         except (SwitchWriteError, P4ClientError) as exc:
             # the intent is stored (the switch gets it again on its next sync); say so
             await context.abort(grpc.StatusCode.INTERNAL, "stored, but the switch refused "
-                                f"the write: {str(exc).splitlines()[0][:300]}")
+                                f"the write: {_one_line(exc)}")
         raise AssertionError("unreachable")
 
     async def OpenFlow(self, request: nb.OpenFlowRequest, context: Any) -> nb.Flow:
@@ -148,8 +148,8 @@ class NorthboundServicer(nb_grpc.ControllerServicer):
                     results.append(nb.QuicMappingResult(error_code=outcome.code,
                                                         error=str(outcome)))
                 elif isinstance(outcome, BaseException):
-                    results.append(nb.QuicMappingResult(
-                        error_code="INTERNAL", error=str(outcome).splitlines()[0][:300]))
+                    results.append(nb.QuicMappingResult(error_code="INTERNAL",
+                                                        error=_one_line(outcome)))
                 else:
                     results.append(nb.QuicMappingResult(mapping=quic_mapping_message(outcome)))
             return nb.QuicMappingResults(results=results)
@@ -260,6 +260,11 @@ def session_message(session: ProxySession) -> nb.SessionInfo:
                           flows=session.count("flow"), streams=session.count("stream"),
                           quic_mappings=session.count("quic_mapping"),
                           opened_seconds_ago=time.monotonic() - session.opened)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's first line, at most 300 characters, for a status message."""
+    return (str(exc).splitlines() or [""])[0][:300]
 
 
 def _counts(by_kind: dict[str, int]) -> str:

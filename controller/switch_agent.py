@@ -81,8 +81,8 @@ class SwitchAgent:
         started = time.monotonic()
         entries, defaults = self.desired()
         schema = session.schema
-        want = {table_entry_key(e.encode(schema).table_entry): e.encode(schema).table_entry
-                for e in entries}
+        want = {table_entry_key(te): te
+                for te in (e.encode(schema).table_entry for e in entries)}
         cookie = await session.pipeline_cookie()
         updates: list[p4r.Update] = []
         if cookie != self.cookie:
