@@ -8,12 +8,10 @@ import asyncio
 import grpc
 import pytest
 
-from bmv2 import launcher
-from controller.northbound import MAX_MAPPINGS_PER_CALL, serve
+from controller.northbound import MAX_MAPPINGS_PER_CALL
 from controller.proto import northbound_pb2 as nb
-from controller.proto import northbound_pb2_grpc as nb_grpc
 from tests.controller.session_proxy import MAPPING
-from tests.controller.test_sessions import service
+from tests.controller.test_sessions import service, serving
 
 pytestmark = pytest.mark.timeout(60)
 PROXY = (("authorization", "Bearer t-proxy"),)
@@ -30,34 +28,28 @@ def mapping(src_port: int, **changes: object) -> nb.QuicMapping:
 
 def test_each_mapping_of_a_call_is_installed_or_refused_on_its_own() -> None:
     async def main() -> None:
-        address = f"127.0.0.1:{launcher.free_tcp_port()}"
-        svc = service(address)
-        server = await serve(svc, address)
-        try:
-            async with grpc.aio.insecure_channel(address) as channel:
-                stub = nb_grpc.ControllerStub(channel)
-                reply = await stub.InstallQuicMappings(nb.QuicMappingList(mappings=[
-                    mapping(5000), mapping(5001, new_dcid=b"\x02" * 4), mapping(5002),
-                    mapping(5003, direction="sideways")]), metadata=PROXY)
-                assert [(r.error_code, r.mapping.src_port, r.mapping.client)
-                        for r in reply.results] == [
-                    ("", 5000, "proxy"), ("FAILED_PRECONDITION", 0, ""), ("", 5002, "proxy"),
-                    ("INVALID_ARGUMENT", 0, "")]
-                assert "8-byte connection IDs only" in reply.results[1].error
-                assert sorted(m.src_port for m in svc.store.quic_mappings()) == [5000, 5002]
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await stub.InstallQuicMappings(nb.QuicMappingList(mappings=[
-                        mapping(6000 + i) for i in range(MAX_MAPPINGS_PER_CALL + 1)]),
-                        metadata=PROXY)
-                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-                assert len(svc.store.quic_mappings()) == 2  # nothing of the refused call
-                reply = await stub.InstallQuicMappings(nb.QuicMappingList(mappings=[
-                    mapping(7000)]), metadata=(("authorization", "Bearer t-alice"),))
-                assert [(r.error_code, r.error) for r in reply.results] == [
-                    ("PERMISSION_DENIED", "alice is not a proxy: only proxies install QUIC "
-                     "mappings")]
-        finally:
-            await server.stop(grace=0)
+        svc = service()
+        async with serving(svc) as stub:
+            reply = await stub.InstallQuicMappings(nb.QuicMappingList(mappings=[
+                mapping(5000), mapping(5001, new_dcid=b"\x02" * 4), mapping(5002),
+                mapping(5003, direction="sideways")]), metadata=PROXY)
+            assert [(r.error_code, r.mapping.src_port, r.mapping.client)
+                    for r in reply.results] == [
+                ("", 5000, "proxy"), ("FAILED_PRECONDITION", 0, ""), ("", 5002, "proxy"),
+                ("INVALID_ARGUMENT", 0, "")]
+            assert "8-byte connection IDs only" in reply.results[1].error
+            assert sorted(m.src_port for m in svc.store.quic_mappings()) == [5000, 5002]
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.InstallQuicMappings(nb.QuicMappingList(mappings=[
+                    mapping(6000 + i) for i in range(MAX_MAPPINGS_PER_CALL + 1)]),
+                    metadata=PROXY)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert len(svc.store.quic_mappings()) == 2  # nothing of the refused call
+            reply = await stub.InstallQuicMappings(nb.QuicMappingList(mappings=[
+                mapping(7000)]), metadata=(("authorization", "Bearer t-alice"),))
+            assert [(r.error_code, r.error) for r in reply.results] == [
+                ("PERMISSION_DENIED", "alice is not a proxy: only proxies install QUIC "
+                 "mappings")]
 
     asyncio.run(main())
 
@@ -66,27 +58,21 @@ def test_a_switch_refusing_the_write_is_a_clear_error() -> None:
     from controller.write_batcher import SwitchWriteError
 
     async def main() -> None:
-        address = f"127.0.0.1:{launcher.free_tcp_port()}"
-        svc = service(address)
+        svc = service()
 
         async def refuse(updates: list[object]) -> None:
             raise SwitchWriteError({0: "ALREADY_EXISTS: entry exists"})
 
         svc._push = refuse  # type: ignore[method-assign]
-        server = await serve(svc, address)
-        try:
-            async with grpc.aio.insecure_channel(address) as channel:
-                stub = nb_grpc.ControllerStub(channel)
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await stub.InstallQuicMapping(mapping(5000), metadata=PROXY)
-                assert err.value.code() == grpc.StatusCode.INTERNAL
-                assert err.value.details() == ("stored, but the switch refused the write: "
-                                               "update 0: ALREADY_EXISTS: entry exists")
-                reply = await stub.InstallQuicMappings(
-                    nb.QuicMappingList(mappings=[mapping(5001)]), metadata=PROXY)
-                assert [(r.error_code, r.error) for r in reply.results] == [
-                    ("INTERNAL", "update 0: ALREADY_EXISTS: entry exists")]
-        finally:
-            await server.stop(grace=0)
+        async with serving(svc) as stub:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.InstallQuicMapping(mapping(5000), metadata=PROXY)
+            assert err.value.code() == grpc.StatusCode.INTERNAL
+            assert err.value.details() == ("stored, but the switch refused the write: "
+                                           "update 0: ALREADY_EXISTS: entry exists")
+            reply = await stub.InstallQuicMappings(
+                nb.QuicMappingList(mappings=[mapping(5001)]), metadata=PROXY)
+            assert [(r.error_code, r.error) for r in reply.results] == [
+                ("INTERNAL", "update 0: ALREADY_EXISTS: entry exists")]
 
     asyncio.run(main())

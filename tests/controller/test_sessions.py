@@ -6,9 +6,11 @@ restarting controller removes nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import tomllib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -43,7 +45,10 @@ operator = true
 """
 
 
-def service(northbound: str = "127.0.0.1:50060", grace: float = 0.2) -> ControllerService:
+def service(grace: float = 0.2) -> ControllerService:
+    """A controller service without a switch (it records what it would write), its
+    northbound address a free loopback port (`serving` serves it there)."""
+    northbound = f"127.0.0.1:{launcher.free_tcp_port()}"
     cfg = config_mod.parse(tomllib.loads(f'northbound = "{northbound}"\n'
                                          f'session_grace_s = {grace}\n' + CONFIG))
     svc = ControllerService(cfg, IntentStore(":memory:", (40000, 40009)))
@@ -54,6 +59,17 @@ def service(northbound: str = "127.0.0.1:50060", grace: float = 0.2) -> Controll
 
     svc._push = push  # type: ignore[method-assign]
     return svc
+
+
+@contextlib.asynccontextmanager
+async def serving(svc: ControllerService) -> AsyncIterator[nb_grpc.ControllerStub]:
+    """`svc`'s northbound API served on its address, and a client stub of it."""
+    server = await serve(svc, svc.config.northbound)
+    try:
+        async with grpc.aio.insecure_channel(svc.config.northbound) as channel:
+            yield nb_grpc.ControllerStub(channel)
+    finally:
+        await server.stop(grace=0)
 
 
 def mapping(src_port: int) -> QuicMappingIntent:
@@ -140,8 +156,8 @@ def test_a_proxy_that_goes_away_leaves_no_mapping_behind(how: str) -> None:
     mapping (a crash: the controller notices the stream's connection closing), or closed
     without removing the mapping (its session ends with it)."""
     async def main() -> None:
-        address = f"127.0.0.1:{launcher.free_tcp_port()}"
-        svc = service(address)
+        svc = service()
+        address = svc.config.northbound
         server = await serve(svc, address)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.controller.session_proxy", address,
@@ -174,22 +190,16 @@ def test_a_proxy_that_goes_away_leaves_no_mapping_behind(how: str) -> None:
 def test_a_call_naming_an_unknown_session_is_refused() -> None:
 
     async def main() -> None:
-        address = f"127.0.0.1:{launcher.free_tcp_port()}"
-        svc = service(address)
-        server = await serve(svc, address)
-        try:
-            async with grpc.aio.insecure_channel(address) as channel:
-                stub = nb_grpc.ControllerStub(channel)
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await stub.InstallQuicMapping(MAPPING, metadata=(
-                        ("authorization", "Bearer t-proxy"), ("mp-session", "feedbeef")))
-                assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-                assert "session 'feedbeef' is not open for proxy" in err.value.details()
-                assert svc.store.quic_mappings() == []
-                await stub.ListSessions(nb.Empty(), metadata=(
-                    ("authorization", "Bearer t-proxy"),))
-        finally:
-            await server.stop(grace=0)
+        svc = service()
+        async with serving(svc) as stub:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.InstallQuicMapping(MAPPING, metadata=(
+                    ("authorization", "Bearer t-proxy"), ("mp-session", "feedbeef")))
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "session 'feedbeef' is not open for proxy" in err.value.details()
+            assert svc.store.quic_mappings() == []
+            await stub.ListSessions(nb.Empty(), metadata=(
+                ("authorization", "Bearer t-proxy"),))
 
     asyncio.run(main())
 
@@ -225,8 +235,8 @@ def test_a_proxy_that_comes_back_within_the_grace_period_resumes_its_session() -
     from hostagent.masque.fastpath import ControllerFastPath
 
     async def main() -> None:
-        address = f"127.0.0.1:{launcher.free_tcp_port()}"
-        svc = service(address, grace=3.0)
+        svc = service(grace=3.0)
+        address = svc.config.northbound
         server = await serve(svc, address)
         hook = ControllerFastPath(address, "t-proxy")
         try:
@@ -271,8 +281,8 @@ def test_rules_removed_with_an_ended_session_are_installed_again_in_the_next() -
     from tests.masque.test_switch_forwarding import rule
 
     async def main() -> None:
-        address = f"127.0.0.1:{launcher.free_tcp_port()}"
-        svc = service(address, grace=0.1)
+        svc = service(grace=0.1)
+        address = svc.config.northbound
         server = await serve(svc, address)
         hook = ControllerFastPath(address, "t-proxy")
         table = ControllerForwardingTable(hook)
